@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from gsv_edu import audio
+from conftest import assert_fixture_close, load_fixture
+
+
+@pytest.fixture(scope="module")
+def mel_fixture():
+    return load_fixture("mel_processing.pt")
+
+
+def test_spectrogram_equals_official(mel_fixture):
+    spec = audio.spectrogram(mel_fixture["wav"], 2048, 640, 2048)
+    assert spec.shape == (2, 1025, 50)  # floor(32100 / 640)
+    assert_fixture_close(spec, mel_fixture["spec"])
+
+
+def test_mel_equals_official(mel_fixture):
+    mel = audio.mel_spectrogram(mel_fixture["wav"], 2048, 128, 32000, 640, 2048, 0.0, None)
+    assert_fixture_close(mel, mel_fixture["mel"])
+    assert_fixture_close(audio.spec_to_mel(mel_fixture["spec"], 2048, 128, 32000, 0.0, None),
+                         mel_fixture["mel_from_spec"])
+    assert_fixture_close(audio.mel_basis(32000, 2048, 128, 0.0, None), mel_fixture["mel_basis"])
+
+
+def test_spectrogram_frame_count_and_1d_input():
+    y = torch.randn(640 * 7 + 100) * 0.1
+    assert audio.spectrogram(y).shape == (1, 1025, 7)
+
+
+def test_spectrogram_warns_outside_range():
+    with pytest.warns(UserWarning, match="outside"):
+        audio.spectrogram(torch.full((1, 3200), 1.5))
+
+
+def test_loudness_normalize_is_the_official_mix():
+    y = np.array([0.1, -0.4, 0.2], dtype=np.float32)
+    expected = 0.95 * 0.5 * y / 0.4 + 0.5 * y
+    np.testing.assert_allclose(audio.loudness_normalize(y), expected, rtol=1e-6)
+    with pytest.raises(audio.AudioError):
+        audio.loudness_normalize(np.zeros(4, np.float32))
+
+
+def test_load_audio_resamples_and_downmixes(tmp_path):
+    t = np.arange(48000) / 48000
+    stereo = np.stack([0.5 * np.sin(2 * np.pi * 440 * t), 0.3 * np.sin(2 * np.pi * 440 * t)], 1)
+    p = tmp_path / "tone.flac"
+    sf.write(p, stereo, 48000)
+    y = audio.load_audio(p, 32000)
+    assert y.dtype == np.float32 and y.shape == (32000,)
+    assert abs(np.abs(y[1000:-1000]).max() - 0.4) < 0.01  # mean of the two channels
+    y16 = audio.load_audio(p, 16000)
+    assert y16.shape == (16000,)
+
+
+@pytest.mark.parametrize("kind", ["missing", "garbage", "empty", "silent"])
+def test_load_audio_errors_name_the_file(tmp_path, kind):
+    p = tmp_path / f"{kind}.wav"
+    if kind == "garbage":
+        p.write_bytes(b"this is not audio at all" * 10)
+    elif kind == "empty":
+        sf.write(p, np.zeros(0, np.float32), 32000)
+    elif kind == "silent":
+        sf.write(p, np.zeros(3200, np.float32), 32000)
+    with pytest.raises(audio.AudioError, match=str(p).replace("\\", "\\\\")):
+        audio.load_audio(p)
+
+
+def test_save_audio_round_trip(tmp_path):
+    y = (0.5 * np.sin(np.linspace(0, 100, 3200))).astype(np.float32)
+    audio.save_audio(tmp_path / "x.wav", torch.from_numpy(y)[None])
+    back = audio.load_audio(tmp_path / "x.wav")
+    np.testing.assert_allclose(back, y, atol=1 / 32768 + 1e-6)
