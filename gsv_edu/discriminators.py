@@ -1,0 +1,130 @@
+"""The GAN discriminators of SoVITS training: one scale discriminator and five period discriminators.
+
+Mirrors `GPT_SoVITS/module/models.py` `DiscriminatorS`, `DiscriminatorP` and
+`MultiPeriodDiscriminator` (reference §2.8). They come from HiFi-GAN (Kong et al. 2020): the
+multi-period discriminator looks at the waveform folded into a 2-D [T/p, p] grid for periods p
+= 2, 3, 5, 7, 11 (each sees every p-th sample, i.e. periodic structure); as in VITS, the set is
+completed by a single MelGAN-style scale discriminator (Kumar et al. 2019) on the raw waveform.
+
+Every conv is weight-normed (keys `weight_g`/`weight_v`), or spectrally normed when
+`use_spectral_norm` (torch's `spectral_norm`, as the official code). Each discriminator returns
+its flattened score map and the list of its feature maps (for the feature-matching loss).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from gsv_edu.commons import get_padding
+from gsv_edu.hifigan import LRELU_SLOPE
+from gsv_edu.weight_norm import weight_norm
+
+
+def _norm_f(use_spectral_norm: bool):
+    return torch.nn.utils.spectral_norm if use_spectral_norm else weight_norm
+
+
+class DiscriminatorP(nn.Module):
+    """Period discriminator: the waveform [B, 1, T] viewed as [B, 1, T/p, p], then 2-D convs along T/p.
+
+    Kernels (k, 1) never mix the p columns, so each column (the samples at one phase of the
+    period) is judged separately with shared weights.
+    """
+
+    def __init__(self, period: int, kernel_size: int = 5, stride: int = 3, use_spectral_norm: bool = False):
+        super().__init__()
+        self.period = period
+        self.use_spectral_norm = use_spectral_norm
+        norm_f = _norm_f(use_spectral_norm)
+        pad = (get_padding(kernel_size, 1), 0)
+        self.convs = nn.ModuleList([
+            norm_f(nn.Conv2d(1, 32, (kernel_size, 1), (stride, 1), padding=pad)),
+            norm_f(nn.Conv2d(32, 128, (kernel_size, 1), (stride, 1), padding=pad)),
+            norm_f(nn.Conv2d(128, 512, (kernel_size, 1), (stride, 1), padding=pad)),
+            norm_f(nn.Conv2d(512, 1024, (kernel_size, 1), (stride, 1), padding=pad)),
+            norm_f(nn.Conv2d(1024, 1024, (kernel_size, 1), 1, padding=pad)),
+        ])
+        self.conv_post = norm_f(nn.Conv2d(1024, 1, (3, 1), 1, padding=(1, 0)))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """x [B, 1, T] → (scores [B, N], feature maps: 5 conv outputs after lrelu + conv_post output)."""
+        fmap = []
+        b, c, t = x.shape
+        if t % self.period != 0:
+            # Reflect-pad on the right up to a multiple of the period.
+            n_pad = self.period - (t % self.period)
+            x = F.pad(x, (0, n_pad), "reflect")  # [B, 1, T + n_pad]
+            t = t + n_pad
+        x = x.view(b, c, t // self.period, self.period)  # [B, 1, T/p, p]
+
+        for conv in self.convs:
+            x = F.leaky_relu(conv(x), LRELU_SLOPE)  # [B, C_l, T_l, p]
+            fmap.append(x)
+        x = self.conv_post(x)  # [B, 1, T_L, p]
+        fmap.append(x)
+        return torch.flatten(x, 1, -1), fmap  # [B, T_L·p]
+
+
+class DiscriminatorS(nn.Module):
+    """Scale discriminator on the raw waveform: strided grouped 1-D convs, no pooling."""
+
+    def __init__(self, use_spectral_norm: bool = False):
+        super().__init__()
+        norm_f = _norm_f(use_spectral_norm)
+        self.convs = nn.ModuleList([
+            norm_f(nn.Conv1d(1, 16, 15, 1, padding=7)),
+            norm_f(nn.Conv1d(16, 64, 41, 4, groups=4, padding=20)),
+            norm_f(nn.Conv1d(64, 256, 41, 4, groups=16, padding=20)),
+            norm_f(nn.Conv1d(256, 1024, 41, 4, groups=64, padding=20)),
+            norm_f(nn.Conv1d(1024, 1024, 41, 4, groups=256, padding=20)),
+            norm_f(nn.Conv1d(1024, 1024, 5, 1, padding=2)),
+        ])
+        self.conv_post = norm_f(nn.Conv1d(1024, 1, 3, 1, padding=1))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """x [B, 1, T] → (scores [B, N], feature maps: 6 conv outputs after lrelu + conv_post output)."""
+        fmap = []
+        for conv in self.convs:
+            x = F.leaky_relu(conv(x), LRELU_SLOPE)  # [B, C_l, T_l]
+            fmap.append(x)
+        x = self.conv_post(x)  # [B, 1, T_L]
+        fmap.append(x)
+        return torch.flatten(x, 1, -1), fmap  # [B, T_L]
+
+
+def discriminator_periods(version: str | None) -> list[int]:
+    """The periods of the DiscriminatorP's: 2, 3, 5, 7, 11 (v1/v2); v2Pro/v2ProPlus add 17 and 23."""
+    periods = [2, 3, 5, 7, 11]
+    if version in ("v2Pro", "v2ProPlus"):
+        periods += [17, 23]
+    return periods
+
+
+class MultiPeriodDiscriminator(nn.Module):
+    """`discriminators.0` = DiscriminatorS, then one DiscriminatorP per period (reference §2.8)."""
+
+    def __init__(self, use_spectral_norm: bool = False, version: str | None = None):
+        super().__init__()
+        self.periods = discriminator_periods(version)
+        discs = [DiscriminatorS(use_spectral_norm=use_spectral_norm)]
+        discs += [DiscriminatorP(p, use_spectral_norm=use_spectral_norm) for p in self.periods]
+        self.discriminators = nn.ModuleList(discs)
+
+    def forward(self, y: torch.Tensor, y_hat: torch.Tensor):
+        """y, y_hat [B, 1, T] (real, generated) → (y_d_rs, y_d_gs, fmap_rs, fmap_gs).
+
+        One entry per discriminator: scores [B, N_k] and lists of feature maps.
+        """
+        if y.dim() != 3 or y.size(1) != 1 or y_hat.shape != y.shape:
+            raise ValueError(f"MultiPeriodDiscriminator: expected y and y_hat of the same shape "
+                             f"[B, 1, T], got {tuple(y.shape)} and {tuple(y_hat.shape)}")
+        y_d_rs, y_d_gs, fmap_rs, fmap_gs = [], [], [], []
+        for d in self.discriminators:
+            y_d_r, fmap_r = d(y)
+            y_d_g, fmap_g = d(y_hat)
+            y_d_rs.append(y_d_r)
+            y_d_gs.append(y_d_g)
+            fmap_rs.append(fmap_r)
+            fmap_gs.append(fmap_g)
+        return y_d_rs, y_d_gs, fmap_rs, fmap_gs
