@@ -17,11 +17,8 @@ two lists as plain data files, one symbol per line in the official order
 from __future__ import annotations
 
 import functools
-import logging
 import warnings
 from importlib import resources
-
-logger = logging.getLogger(__name__)
 
 VERSIONS = ("v1", "v2")
 EXPECTED_COUNTS = {"v1": 322, "v2": 732}
@@ -86,7 +83,6 @@ def cleaned_text_to_sequence(phones: list[str], version: str = "v2") -> list[int
         if idx is None:
             message = f"phone {phone!r} is not in the {version} symbol table; using {UNK!r}"
             warnings.warn(message, stacklevel=2)
-            logger.warning(message)
             idx = unk
         ids.append(idx)
     return ids
