@@ -1,0 +1,239 @@
+"""Training items from a prepared folder: `TextAudioSpeakerDataset` and `TextAudioSpeakerCollate`.
+
+Mirrors `TextAudioSpeakerLoader` and `TextAudioSpeakerCollate` of
+`GPT_SoVITS/module/data_utils.py` (reference §9.4). The prepared folder is the official layout
+written by `gsv_edu.prepare` (or by the official scripts):
+
+    2-name2text.txt      name \\t phones \\t word2ph \\t text      (one line per utterance)
+    4-cnhubert/{name}.pt  content features [1, D, T'] float32
+    5-wav32k/{name}       16-bit WAV at 32 kHz
+
+Selection (the official order of operations):
+1. names present in all three (lines of 2-name2text.txt with exactly 4 tab fields);
+2. fewer than 100 → the list is repeated max(2, int(100 / n)) times (tiny data sets still fill
+   an epoch);
+3. shuffled with seed 1234;
+4. each entry kept if every phone is in the symbol table and its duration, computed from the
+   file size as size / 32000 / 2 seconds, is in (0.6 s, 54 s); `lengths` (for the bucket
+   sampler) = size // (2 · hop) ≈ frames.
+
+An item is (ssl [D, T], spec [1025, T], wav [1, N], text ids [L] int64) with T = floor(N / 640).
+HuBERT gives one frame fewer than the spectrogram most of the time; that frame is added by
+repeating the last one (official).
+
+Differences from the official loader (none changes a good item):
+- names are sorted before the shuffle, and the shuffle uses a private `random.Random(seed)`:
+  the official shuffles `list(set(...))`, whose order depends on Python's per-process string
+  hashing, with the global `random.seed(1234)`;
+- an item that fails to load (unreadable wav, missing or corrupt .pt, HuBERT length off by more
+  than one frame) is logged with its file and replaced by the loadable item nearest in length
+  (so batches keep their size and stay in their length range); the official returns a silent
+  100-frame dummy item of zeros that is then trained on. Too many consecutive failures raise;
+- `__getitem__` returns ssl as [D, T] and the text ids as int64 (official: [1, D, T] and float);
+- items dropped by the filter are counted in `skipped` and logged, not printed.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+from collections import Counter
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from . import audio
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["TextAudioSpeakerDataset", "TextAudioSpeakerCollate", "read_name2text",
+           "wav_duration_from_size", "MIN_DURATION", "MAX_DURATION"]
+
+TEXT_FILE = "2-name2text.txt"
+SSL_DIR = "4-cnhubert"
+WAV_DIR = "5-wav32k"
+MIN_ITEMS = 100          # smaller data sets are repeated (official)
+MIN_DURATION = 0.6       # seconds, exclusive (official filter)
+MAX_DURATION = 54.0      # seconds, exclusive (official filter)
+MAX_CONSECUTIVE_FAILURES = 16
+
+
+def wav_duration_from_size(num_bytes: int, sampling_rate: int = 32000) -> float:
+    """The official duration estimate of a prepared wav: file size / sr / 2 (header included)."""
+    return num_bytes / sampling_rate / 2
+
+
+def read_name2text(path: str | os.PathLike) -> tuple[dict[str, list[str]], list[int]]:
+    """`2-name2text.txt` → ({name: phones}, [line numbers without exactly 4 tab fields])."""
+    phones: dict[str, list[str]] = {}
+    bad_lines: list[int] = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f.read().split("\n"), start=1):
+            if not line:
+                continue
+            fields = line.split("\t")
+            if len(fields) != 4:
+                bad_lines.append(number)
+                continue
+            phones[fields[0]] = fields[1].split(" ")
+    return phones, bad_lines
+
+
+class TextAudioSpeakerDataset(torch.utils.data.Dataset):
+    """(ssl, spec, wav, text ids) items of a prepared folder, filtered as the official loader.
+
+    `config`: a `gsv_edu.config.Config` (its `data` section is used) or a `DataConfig`.
+    `version`: symbol table of the phones ("v1" / "v2").
+    Attributes: `items` [(name, phone ids)], `lengths` (frames, for the bucket sampler),
+    `skipped` (Counter of filter reasons), `ssl_dir`, `wav_dir`.
+    """
+
+    def __init__(self, prepared_dir: str | os.PathLike, config, version: str = "v2", seed: int = 1234):
+        from .text.symbols import symbol_to_id
+
+        data = getattr(config, "data", config)
+        self.root = Path(prepared_dir)
+        self.sampling_rate = data.sampling_rate
+        self.filter_length, self.hop_length, self.win_length = data.filter_length, data.hop_length, data.win_length
+        self.version = version
+        self.ssl_dir, self.wav_dir = self.root / SSL_DIR, self.root / WAV_DIR
+        text_path = self.root / TEXT_FILE
+        for needed in (text_path, self.ssl_dir, self.wav_dir):
+            if not needed.exists():
+                raise FileNotFoundError(f"{needed}: missing; {self.root} is not a prepared folder "
+                                        f"(run: python -m gsv_edu.prepare --list LIST --out {self.root})")
+        phones, bad_lines = read_name2text(text_path)
+        self.skipped: Counter = Counter()
+        if bad_lines:
+            self.skipped["not 4 tab fields"] += len(bad_lines)
+            logger.warning("%s: %d line(s) without exactly 4 tab fields skipped (lines %s)", text_path,
+                           len(bad_lines), ", ".join(map(str, bad_lines[:10])))
+        with_ssl = {n[:-3] for n in os.listdir(self.ssl_dir) if n.endswith(".pt")}
+        with_wav = set(os.listdir(self.wav_dir))
+        names = sorted(set(phones) & with_ssl & with_wav)
+        missing = len(phones) - len(names)
+        if missing:
+            self.skipped["no .pt or wav file"] += missing
+            logger.warning("%s: %d name(s) without both 4-cnhubert/{name}.pt and 5-wav32k/{name}", self.root, missing)
+        if not names:
+            raise ValueError(f"{self.root}: no utterance has all of {TEXT_FILE} line, {SSL_DIR}/{{name}}.pt "
+                             f"and {WAV_DIR}/{{name}}")
+        if len(names) < MIN_ITEMS:  # official: repeat small data sets
+            names = names * max(2, MIN_ITEMS // len(names))
+        random.Random(seed).shuffle(names)
+
+        table = symbol_to_id(version)
+        self.items: list[tuple[str, list[int]]] = []
+        self.lengths: list[int] = []
+        for name in names:
+            unknown = [p for p in phones[name] if p not in table]
+            if unknown:  # official: cleaned_text_to_sequence raises KeyError and the item is dropped
+                self.skipped["unknown phone"] += 1
+                logger.warning("%s: %s: phone(s) %s not in the %s symbol table; utterance skipped",
+                               text_path, name, sorted(set(unknown)), version)
+                continue
+            size = os.path.getsize(self.wav_dir / name)
+            duration = wav_duration_from_size(size, self.sampling_rate)
+            if not MIN_DURATION < duration < MAX_DURATION:
+                self.skipped["duration"] += 1
+                continue
+            self.items.append((name, [table[p] for p in phones[name]]))
+            self.lengths.append(size // (2 * self.hop_length))  # ≈ spectrogram frames
+        if self.skipped["duration"]:
+            logger.warning("%s: %d entr(y/ies) outside %.1f-%.0f s skipped", self.root, self.skipped["duration"],
+                           MIN_DURATION, MAX_DURATION)
+        if not self.items:
+            raise ValueError(f"{self.root}: every utterance was filtered out ({dict(self.skipped)})")
+        self._broken: set[str] = set()
+        # positions in length order, to substitute a broken item by its nearest neighbour in length
+        self._by_length = sorted(range(len(self.items)), key=self.lengths.__getitem__)
+        self._rank_of = {index: rank for rank, index in enumerate(self._by_length)}
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def load_item(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Load item `index` or raise (no substitution): (ssl [D,T], spec [F,T], wav [1,N], text [L])."""
+        name, phone_ids = self.items[index]
+        wav_path = self.wav_dir / name
+        y = audio.load_audio(wav_path, self.sampling_rate, allow_silent=True)  # [N] float in [-1, 1]
+        wav = torch.from_numpy(y).unsqueeze(0)  # [1, N]
+        spec = audio.spectrogram(wav, self.filter_length, self.hop_length, self.win_length)[0]  # [F, T]
+        ssl_path = self.ssl_dir / f"{name}.pt"
+        ssl = torch.load(ssl_path, map_location="cpu", weights_only=True)  # [1, D, T'] (official format)
+        if not isinstance(ssl, torch.Tensor) or ssl.dim() != 3 or ssl.shape[0] != 1:
+            raise ValueError(f"{ssl_path}: expected a tensor [1, D, T], got "
+                             f"{tuple(ssl.shape) if isinstance(ssl, torch.Tensor) else type(ssl).__name__}")
+        ssl = ssl[0].float()  # [D, T']
+        frames = spec.shape[-1]
+        if ssl.shape[-1] == frames - 1:
+            # official: HuBERT has one frame fewer than the spectrogram; repeat its last frame
+            ssl = F.pad(ssl.unsqueeze(0), (0, 1), mode="replicate")[0]  # [D, T]
+        elif ssl.shape[-1] != frames:
+            raise ValueError(f"{ssl_path}: {ssl.shape[-1]} frames but the spectrogram of {wav_path} has {frames}; "
+                             f"was the folder prepared with a different audio file?")
+        text = torch.tensor(phone_ids, dtype=torch.long)  # [L]
+        return ssl, spec, wav, text
+
+    def __getitem__(self, index: int):
+        """Item `index`; a broken item is logged and replaced by the loadable one nearest in length."""
+        rank = self._rank_of[index]
+        failures = 0
+        for step in range(2 * len(self.items)):
+            # candidates in length order: index itself, then +1, -1, +2, -2, ...
+            offset = (step + 1) // 2 * (1 if step % 2 else -1)
+            position = rank + offset
+            if not 0 <= position < len(self.items):
+                continue
+            candidate = self._by_length[position]
+            name = self.items[candidate][0]
+            if name in self._broken:
+                continue
+            try:
+                return self.load_item(candidate)
+            except Exception as e:  # a broken file must not stop training: log it, take a neighbour
+                self._broken.add(name)
+                logger.warning("cannot load training item %s (%s: %s); using the item nearest in length instead",
+                               self.wav_dir / name, type(e).__name__, e)
+                failures += 1
+                if failures >= MAX_CONSECUTIVE_FAILURES:
+                    break
+        raise RuntimeError(f"{self.root}: {failures} training items in a row failed to load (last: "
+                           f"{sorted(self._broken)[-1:]}); is the prepared folder intact?")
+
+
+class TextAudioSpeakerCollate:
+    """Pad a list of items into the official batch tuple (mirrors data_utils.TextAudioSpeakerCollate).
+
+    Returns (ssl [B, D, Ts], ssl_lengths [B], spec [B, F, Ts], spec_lengths [B], wav [B, 1, N],
+    wav_lengths [B], text [B, L] int64, text_lengths [B]), rows sorted by spectrogram length,
+    longest first. ssl and spec are zero-padded to Ts = 2·(max//2 + 1) frames (always even and
+    longer than the longest item, official), wav to the longest wav, text with 0 to the longest.
+    Ties keep their input order (stable sort; the official sort is not guaranteed stable).
+    """
+
+    def __call__(self, batch):
+        spec_frames = torch.tensor([item[1].shape[-1] for item in batch], dtype=torch.long)  # [B]
+        order = torch.sort(spec_frames, descending=True, stable=True).indices.tolist()
+        rows = [batch[i] for i in order]
+        max_ssl = max(r[0].shape[-1] for r in rows)
+        max_spec = max(r[1].shape[-1] for r in rows)
+        ssl_frames = 2 * (max_ssl // 2 + 1)  # official: even, at least one frame of padding
+        spec_frames_padded = 2 * (max_spec // 2 + 1)
+        max_wav = max(r[2].shape[-1] for r in rows)
+        max_text = max(r[3].shape[0] for r in rows)
+        n = len(rows)
+        ssl = torch.zeros(n, rows[0][0].shape[0], ssl_frames)  # [B, D, Ts]
+        spec = torch.zeros(n, rows[0][1].shape[0], spec_frames_padded)  # [B, F, Ts]
+        wav = torch.zeros(n, 1, max_wav)  # [B, 1, N]
+        text = torch.zeros(n, max_text, dtype=torch.long)  # [B, L]
+        ssl_lengths, spec_lengths, wav_lengths, text_lengths = (torch.zeros(n, dtype=torch.long) for _ in range(4))
+        for i, (s, sp, w, t) in enumerate(rows):
+            ssl[i, :, : s.shape[-1]] = s
+            spec[i, :, : sp.shape[-1]] = sp
+            wav[i, :, : w.shape[-1]] = w
+            text[i, : t.shape[0]] = t
+            ssl_lengths[i], spec_lengths[i] = s.shape[-1], sp.shape[-1]
+            wav_lengths[i], text_lengths[i] = w.shape[-1], t.shape[0]
+        return ssl, ssl_lengths, spec, spec_lengths, wav, wav_lengths, text, text_lengths
