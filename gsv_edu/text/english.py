@@ -74,6 +74,7 @@ def text_normalize(text: str) -> str:
     >>> text_normalize("Dr. Smith paid $3.50 on May 21st, 1999!!")
     'doctor Smith paid three dollars fifty cents on May twenty first, nineteen ninety nine!'
     """
+    text = re.sub(r"\s+", " ", text)  # line breaks and tabs separate words too
     text = normalize_numbers(text)  # first: it reads "3:30", "$3.50", "No. 5", "St." itself
     text = map_en_punctuation(text)
     text = "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")

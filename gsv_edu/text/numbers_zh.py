@@ -50,6 +50,8 @@ def integer_to_chinese(n: int) -> str:
         return "负" + integer_to_chinese(-n)
     if n == 0:
         return "零"
+    if n >= 10**16:  # beyond 万亿: read digit by digit
+        return digits_to_chinese(str(n))
     groups = []
     while n:
         groups.append(n % 10000)
