@@ -133,3 +133,11 @@ def test_syllable_missing_from_the_table_warns():
     with pytest.warns(UserWarning, match="'n'"):
         phones = phones_of("嗯")
     assert phones == "EE en2"
+
+
+def test_character_without_pinyin_becomes_unk():
+    # g2p called on un-normalised text: the digit has no pinyin → one UNK phone, with a warning.
+    with pytest.warns(UserWarning, match="no pinyin for '2'"):
+        phones, word2ph = g2p("你2好")
+    assert phones == ["n", "i3", "UNK", "h", "ao3"]
+    assert word2ph == [2, 1, 2]
