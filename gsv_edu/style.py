@@ -9,6 +9,9 @@ Official quirks reproduced here (they change numbers or checkpoint keys):
 - Despite the name, SoVITS feeds the **linear magnitude** spectrogram (first 704 of 1025 bins
   for v2, all 1025 for v1), not a mel spectrogram (reference §2.4, §13.6).
 - The attention temperature is √d_model = √128, not √d_k = √64 (reference §13.6).
+- Padded frames are zeroed on input but then pass through the spectral MLP (Mish(bias) ≠ 0)
+  before the kernel-5 temporal convolutions, so the last valid frames "see" the padding:
+  ge of a padded batch item differs slightly from ge of the same item alone.
 - The `spectral` Sequential interleaves parameter-free Mish/Dropout modules, so its linear
   layers sit at indices 0 and 3 (`spectral.0.fc`, `spectral.3.fc`).
 """

@@ -1,0 +1,467 @@
+"""Reading and writing SoVITS weight files in the official formats, safely.
+
+Three kinds of generator files exist (reference §6):
+
+| kind | official writer | content |
+|---|---|---|
+| exported weights (`SoVITS_weights*/name_e4_s8.pth`) | `process_ckpt.savee` | `weight` (fp16, no `enc_q`), `config` (a pickled `utils.HParams`), `info` "4epoch_8iteration" |
+| pretrained s2G (`s2G2333k.pth`, `s2G488k.pth`) | — | `weight` (fp16, **with** `enc_q`), for v2 also `config`/`info` |
+| training checkpoints (`logs_s2_v2/G_1234.pth`) | `utils.save_checkpoint` | `model` (fp32 state dict), `iteration` (the epoch), `optimizer`, `learning_rate` |
+
+Safety: a `.pth` file is a pickle, and unpickling runs whatever the file names. Every read here
+uses `torch.load(..., weights_only=True)`, which only rebuilds tensors and plain containers;
+the one foreign class of official exports, `utils.HParams`, is mapped to our own inert
+`HParams` below (`torch.serialization.safe_globals`). The official code is never imported.
+
+Version tags (reference §6.2, §6.4): v1/v2 files are plain zip archives (first bytes "PK").
+Later versions overwrite the first two bytes with a tag ("05" v2Pro, "06" v2ProPlus, "03"/"04"
+v3/v4 LoRA; "00"/"01"/"02" are old v1/v2/v3 tags). v1 and v2 are told apart by the rows of
+`enc_p.text_embedding.weight` (322 → v1, 732 → v2), as the official inference UI does.
+
+Writing: `save_sovits` produces the official export format (so the official UI can load our
+weights) through a temporary file and `os.replace` (the official writes in place of a temp
+name it then moves; an interrupted run of ours never leaves a half-written file).
+"""
+from __future__ import annotations
+
+import copy
+import io
+import json
+import os
+import pathlib
+import pickle
+import types
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from gsv_edu.atomic import atomic_write
+
+__all__ = [
+    "HParams", "CheckpointError", "UnsupportedVersionError", "SovitsFile", "LoadedSovits",
+    "TrainingCheckpoint", "read_sovits_file", "load_sovits", "save_sovits",
+    "load_training_checkpoint", "save_training_checkpoint", "OFFICIAL_HPARAMS_NAME",
+]
+
+OFFICIAL_HPARAMS_NAME = "utils.HParams"  # module.qualname of the official config class (GPT_SoVITS/utils.py)
+
+# First two bytes of a weight file → what the official reader makes of them (reference §6.2).
+HEADER_TAGS = {b"00": "v1", b"01": "v2", b"02": "v3", b"03": "v3 (LoRA)", b"04": "v4 (LoRA)",
+               b"05": "v2Pro", b"06": "v2ProPlus"}
+SUPPORTED_TAGS = {b"00", b"01"}
+
+# Keys that only later model versions have (reference §5, §12).
+LATER_VERSION_KEYS = {"sv_emb.": "v2Pro", "ge_to512.": "v2Pro", "prelu.": "v2Pro",
+                      "bridge.": "v3/v4", "wns1.": "v3/v4", "cfm.": "v3/v4"}
+TEXT_TABLE_ROWS = {322: "v1", 732: "v2"}
+
+
+class CheckpointError(ValueError):
+    """A weight file cannot be read or does not contain what it should (the message names the file)."""
+
+
+class UnsupportedVersionError(CheckpointError):
+    """The file belongs to a SoVITS version this library does not implement yet (v2Pro, v3, v4)."""
+
+
+# ---------------------------------------------------------------------------------------- HParams
+
+class HParams:
+    """Our stand-in for the official `utils.HParams`: a dict whose keys are also attributes.
+
+    Official exports pickle their training config as a tree of `utils.HParams` objects; loading
+    maps that name to this class, and `save_sovits` writes this class *under* that name, so the
+    official UI (which has `utils.HParams` on its path) reads our exports unchanged. It holds
+    data only and runs no code when unpickled (the state is just its attribute dict).
+    """
+
+    def __init__(self, **kwargs: Any):
+        for key, value in kwargs.items():
+            self[key] = HParams(**value) if isinstance(value, dict) else value
+
+    def keys(self):
+        return self.__dict__.keys()
+
+    def items(self):
+        return self.__dict__.items()
+
+    def values(self):
+        return self.__dict__.values()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.__dict__.get(key, default)
+
+    def __len__(self) -> int:
+        return len(self.__dict__)
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        setattr(self, key, value)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.__dict__
+
+    def __repr__(self) -> str:
+        return repr(self.__dict__)
+
+    def __setstate__(self, state: dict) -> None:
+        if not isinstance(state, dict):
+            raise pickle.UnpicklingError(f"utils.HParams: expected a dict state, got {type(state).__name__}")
+        self.__dict__.update(state)
+
+    def to_dict(self) -> dict:
+        """A plain nested dict (e.g. to build a `gsv_edu.config.Config` or to write JSON)."""
+        return {k: v.to_dict() if isinstance(v, HParams) else copy.deepcopy(v) for k, v in self.items()}
+
+
+def as_hparams(config: Any) -> HParams:
+    """An independent `HParams` copy of a config given as HParams, dict, `gsv_edu.config.Config`,
+    an official-layout JSON file path, or any HParams-like object (e.g. the official class)."""
+    if isinstance(config, (str, os.PathLike)):
+        path = pathlib.Path(config)
+        try:
+            return HParams(**json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, json.JSONDecodeError) as e:
+            raise CheckpointError(f"{path}: cannot read the config ({e})") from None
+    if isinstance(config, HParams):
+        return HParams(**config.to_dict())
+    if isinstance(config, dict):
+        return HParams(**copy.deepcopy(config))
+    if hasattr(config, "to_dict") and callable(config.to_dict):  # gsv_edu.config.Config
+        return HParams(**config.to_dict())
+    if hasattr(config, "__dict__"):  # another HParams-like object
+        def plain(o):
+            return {k: plain(v) for k, v in vars(o).items()} if hasattr(o, "__dict__") else copy.deepcopy(o)
+        return HParams(**plain(config))
+    raise TypeError(f"cannot use a {type(config).__name__} as a SoVITS config")
+
+
+# ---------------------------------------------------------------------------------------- reading
+
+def _safe_torch_load(source, path: str):
+    """torch.load with weights_only=True; `utils.HParams` is the only extra class allowed."""
+    try:
+        # our class under the official name, and under its own (files pickled with plain torch.save)
+        context = torch.serialization.safe_globals([(HParams, OFFICIAL_HPARAMS_NAME), HParams])
+    except (AttributeError, TypeError):  # pragma: no cover - torch < 2.5
+        raise CheckpointError(f"{path}: reading official weight files safely needs torch >= 2.5 "
+                              f"(torch.serialization.safe_globals with a name), found {torch.__version__}") from None
+    try:
+        with context:
+            return torch.load(source, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if "GLOBAL" in ln or "Unsupported" in ln]
+        reason = lines[0].split(" was not an allowed global")[0] if lines else type(e).__name__
+        raise CheckpointError(f"{path}: refused to unpickle it: the file contains more than tensors, "
+                              f"plain containers and {OFFICIAL_HPARAMS_NAME} ({reason})") from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError) as e:
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path}: not a readable torch checkpoint (truncated or not a .pth file?): "
+                              f"{first_line}") from None
+
+
+def _load_raw(path: str):
+    """Read a weight file: check its first bytes, undo a version tag, unpickle safely."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2)
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot open ({e.strerror or e})") from None
+    if len(head) < 2:
+        raise CheckpointError(f"{path}: empty or truncated file ({len(head)} bytes)")
+    if head == b"PK" or head[:1] == b"\x80":  # zip archive, or torch's legacy pickle format
+        return _safe_torch_load(path, path)
+    if head in HEADER_TAGS:
+        if head not in SUPPORTED_TAGS:
+            raise UnsupportedVersionError(f"{path}: not supported yet: {HEADER_TAGS[head]} weights "
+                                          f"(version tag {head.decode()!r}; this library reads SoVITS v1 and v2)")
+        with open(path, "rb") as f:
+            data = bytearray(f.read())
+        data[:2] = b"PK"  # the official reader also puts the zip magic back before torch.load
+        return _safe_torch_load(io.BytesIO(bytes(data)), path)
+    raise CheckpointError(f"{path}: not a torch checkpoint (starts with {head!r}, expected b'PK' "
+                          f"or a version tag {sorted(t.decode() for t in HEADER_TAGS)})")
+
+
+def _config_version(hps: HParams | None) -> str | None:
+    if hps is None:
+        return None
+    model = hps.get("model")
+    version = model.get("version") if isinstance(model, HParams) else None
+    return version or hps.get("version")
+
+
+def detect_version(weight: dict, hps: HParams | None = None, path: str = "weights") -> str:
+    """"v1" or "v2" from a generator state dict (and its config); later versions raise.
+
+    As the official inference UI: `enc_p.text_embedding.weight` with 322 rows → v1, 732 → v2.
+    """
+    for prefix, version in LATER_VERSION_KEYS.items():
+        if any(k.startswith(prefix) for k in weight):
+            if version == "v2Pro" and _config_version(hps) == "v2ProPlus":
+                version = "v2ProPlus"
+            raise UnsupportedVersionError(f"{path}: not supported yet: {version} weights "
+                                          f"(it has '{prefix}*' keys; this library reads SoVITS v1 and v2)")
+    configured = _config_version(hps)
+    if configured in ("v2Pro", "v2ProPlus", "v3", "v4"):
+        raise UnsupportedVersionError(f"{path}: not supported yet: {configured} weights (its config says so)")
+    table = weight.get("enc_p.text_embedding.weight")
+    if table is None:
+        raise CheckpointError(f"{path}: no 'enc_p.text_embedding.weight': not a SoVITS v1/v2 generator")
+    rows = int(table.shape[0])
+    if rows not in TEXT_TABLE_ROWS:
+        raise CheckpointError(f"{path}: enc_p.text_embedding.weight has {rows} rows; expected 322 (v1) or 732 (v2)")
+    return TEXT_TABLE_ROWS[rows]
+
+
+@dataclass
+class SovitsFile:
+    """What a generator weight file holds, read and checked but not yet turned into a model."""
+
+    path: str
+    kind: str                   # "export", "pretrained" or "training"
+    version: str                # "v1" or "v2"
+    weight: dict[str, torch.Tensor]
+    hps: HParams | None = None  # the stored config (exports, v2 pretrained), else None
+    info: str | None = None     # "{epoch}epoch_{step}iteration" for exports
+    training: dict[str, Any] | None = None  # iteration / learning_rate / optimizer of G_*.pth
+
+    @property
+    def has_enc_q(self) -> bool:
+        return any(k.startswith("enc_q.") for k in self.weight)
+
+
+def read_sovits_file(path: str | os.PathLike) -> SovitsFile:
+    """Read any official (or our) SoVITS generator file safely and tell what it is."""
+    path = os.fspath(path)
+    obj = _load_raw(path)
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: expected a dict at the top level, found {type(obj).__name__}")
+    hps = obj.get("config")
+    if hps is not None and not isinstance(hps, HParams):
+        hps = as_hparams(hps) if isinstance(hps, dict) else None
+    if "lora_rank" in obj:
+        raise UnsupportedVersionError(f"{path}: not supported yet: a v3/v4 LoRA export ('lora_rank' key)")
+    if "weight" in obj:
+        weight, training = obj["weight"], None
+    elif "model" in obj:
+        weight = obj["model"]
+        training = {k: obj.get(k) for k in ("iteration", "learning_rate", "optimizer")}
+    else:
+        raise CheckpointError(f"{path}: neither 'weight' (exported/pretrained weights) nor 'model' "
+                              f"(training checkpoint) at the top level; found {sorted(obj)}")
+    if not isinstance(weight, dict) or not all(torch.is_tensor(v) for v in weight.values()):
+        raise CheckpointError(f"{path}: the weights are not a mapping of names to tensors")
+    if any(k.startswith("discriminators.") for k in weight):
+        raise CheckpointError(f"{path}: this is a discriminator checkpoint (D_*.pth / s2D); "
+                              f"read_sovits_file reads generator files")
+    version = detect_version(weight, hps, path)
+    has_enc_q = any(k.startswith("enc_q.") for k in weight)
+    kind = "training" if training is not None else ("pretrained" if has_enc_q else "export")
+    info = obj.get("info")
+    return SovitsFile(path=path, kind=kind, version=version, weight=dict(weight), hps=hps,
+                      info=info if isinstance(info, str) else None, training=training)
+
+
+# ---------------------------------------------------------------------------------------- loading
+
+@dataclass
+class LoadedSovits:
+    """The result of `load_sovits`: the model and what came with it."""
+
+    model: Any                  # gsv_edu.models.SynthesizerTrn
+    hps: HParams                # the config the model was built from
+    version: str                # "v1" or "v2"
+    kind: str                   # "export", "pretrained" or "training"
+    info: str | None = None
+    path: str = ""
+    missing_keys: list[str] = field(default_factory=list)  # keys left at their fresh initial values
+
+
+def _find_config(path: str) -> HParams:
+    """Config for a file that carries none: config.json beside it or one folder up (the official
+    trainer keeps it in the experiment folder), else the official s2.json."""
+    here = pathlib.Path(path).resolve().parent
+    for candidate in (here / "config.json", here.parent / "config.json"):
+        if candidate.is_file():
+            return as_hparams(candidate)
+    from gsv_edu.config import OFFICIAL_S2_JSON
+    return as_hparams(OFFICIAL_S2_JSON)
+
+
+def build_model(hps: HParams, version: str, ssl_dim: int | None = None):
+    """`SynthesizerTrn` from an official-layout config, the way the official scripts build it."""
+    from gsv_edu.models import SynthesizerTrn
+
+    try:
+        data, train, model_cfg = hps["data"], hps["train"], dict(hps["model"].items())
+    except AttributeError as e:
+        raise CheckpointError(f"config lacks a section: {e}") from None
+    model_cfg["version"] = version
+    if ssl_dim is not None:
+        model_cfg["ssl_dim"] = ssl_dim
+    return SynthesizerTrn(data["filter_length"] // 2 + 1, train["segment_size"] // data["hop_length"],
+                          n_speakers=data.get("n_speakers", 0), **model_cfg)
+
+
+def load_sovits(path: str | os.PathLike, device: str | torch.device = "cpu", *, config: Any = None,
+                inference: bool = True) -> LoadedSovits:
+    """Load an official or gsv_edu SoVITS v1/v2 generator file into a `SynthesizerTrn`.
+
+    Reads exported weights, pretrained s2G files and training checkpoints (G_*.pth) safely
+    (see the module docstring). The config comes from `config` if given, else from the file,
+    else from a config.json beside the file (or one folder up), else the official s2.json.
+    The version comes from the weights (322 text rows → v1).
+
+    inference=True (default): a model ready for `decode`: eval mode, `enc_q` dropped (it is only
+    needed for training), weight norm folded into plain weights. inference=False: a model to
+    train from: train mode, weight norm kept; a file without `enc_q` (an export) leaves the
+    posterior encoder at its fresh initial values (listed in `missing_keys`), as the official
+    trainer does when it starts from such a file.
+    """
+    from gsv_edu.weight_norm import fold_weight_norm
+
+    path = os.fspath(path)
+    sovits = read_sovits_file(path)
+    hps = as_hparams(config) if config is not None else (sovits.hps if sovits.hps is not None else _find_config(path))
+    ssl_proj = sovits.weight.get("ssl_proj.weight")
+    try:
+        model = build_model(hps, sovits.version, ssl_dim=int(ssl_proj.shape[0]) if ssl_proj is not None else None)
+    except (TypeError, ValueError, KeyError) as e:
+        raise CheckpointError(f"{path}: cannot build a SynthesizerTrn from its config: {e}") from None
+
+    weight = sovits.weight
+    if inference:
+        model.enc_q = None
+        weight = {k: v for k, v in weight.items() if not k.startswith("enc_q.")}
+    expected = model.state_dict()
+    unexpected = [k for k in weight if k not in expected]
+    missing = [k for k in expected if k not in weight]
+    mismatched = [f"{k}: file {tuple(weight[k].shape)}, model {tuple(expected[k].shape)}"
+                  for k in expected if k in weight and weight[k].shape != expected[k].shape]
+    if unexpected or mismatched or any(not k.startswith("enc_q.") for k in missing):
+        problems = []
+        if mismatched:
+            problems.append(f"{len(mismatched)} shape mismatches (e.g. {'; '.join(mismatched[:3])})")
+        if missing:
+            problems.append(f"{len(missing)} missing keys (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            problems.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:3])})")
+        hint = (" Pass config=... with the sizes the weights were trained with." if mismatched or unexpected
+                else " The file is incomplete (a format-only or partial export?).")
+        raise CheckpointError(f"{path}: the weights do not fit a {sovits.version} SynthesizerTrn built from "
+                              f"its config: {'; '.join(problems)}.{hint}")
+    model.load_state_dict(weight, strict=not missing)  # fp16 tensors are upcast by the copy
+    model.to(device)
+    if inference:
+        model.eval()
+        fold_weight_norm(model)
+    return LoadedSovits(model=model, hps=hps, version=sovits.version, kind=sovits.kind, info=sovits.info,
+                        path=path, missing_keys=missing)
+
+
+# ---------------------------------------------------------------------------------------- writing
+
+class _ExportPickler(pickle._Pickler):
+    """A pickler that writes our `HParams` class under the official name `utils.HParams`.
+
+    The standard pickler refuses to name a class after a module that cannot be imported
+    (`utils` is the official code's module). Our exports must nevertheless say
+    `utils.HParams`, because that is what the official loader expects; so this pickler emits
+    the reference itself (the GLOBAL opcode, as pickle protocol 2 does) for that one class.
+    Everything else is pickled normally; tensors go through torch's persistent ids.
+    """
+
+    def save_global(self, obj, name=None):
+        if obj is HParams:
+            module, qualname = OFFICIAL_HPARAMS_NAME.rsplit(".", 1)
+            self.write(pickle.GLOBAL + f"{module}\n{qualname}\n".encode("ascii"))
+            self.memoize(obj)
+            return
+        super().save_global(obj, name)
+
+
+# torch.save takes a "pickle module": it only needs `Pickler` (and a `__name__`).
+_EXPORT_PICKLE_MODULE = types.SimpleNamespace(__name__="gsv_edu_export_pickle", Pickler=_ExportPickler)
+
+
+def _unwrap(model):
+    return model.module if hasattr(model, "module") and isinstance(model.module, torch.nn.Module) else model
+
+
+def save_sovits(model, path: str | os.PathLike, hps: Any, epoch: int, step: int) -> str:
+    """Write the official export format of `process_ckpt.savee` (reference §6.2); returns the path.
+
+    An OrderedDict with `weight` (every state-dict entry whose key does not contain "enc_q", as
+    float16), `config` (the training config as a `utils.HParams`), `info`
+    ("{epoch}epoch_{step}iteration"). The file is a plain torch zip archive ("PK"), readable by
+    `load_sovits` and by the official UI. `hps` may be an HParams, a dict, a
+    `gsv_edu.config.Config` or a JSON path; `model.version` (and a non-default `ssl_dim`) is
+    written into its `model` section so the file alone is enough to rebuild the model.
+    Written atomically (temporary file, then `os.replace`).
+    """
+    from gsv_edu.weight_norm import is_weight_normed
+
+    model = _unwrap(model)
+    if hasattr(model, "dec") and not is_weight_normed(model.dec.ups[0]):
+        raise ValueError("save_sovits: this model's weight norm was folded (load_sovits(inference=True)); "
+                         "the official format stores weight_g/weight_v: load it with inference=False to re-export")
+    hps = as_hparams(hps)
+    if "model" not in hps:
+        hps["model"] = HParams()
+    if getattr(model, "version", None):
+        hps["model"]["version"] = model.version
+    if getattr(model, "ssl_dim", 768) != 768:
+        hps["model"]["ssl_dim"] = model.ssl_dim
+    weight = {k: v.detach().to("cpu", torch.float16) if v.is_floating_point() else v.detach().cpu()
+              for k, v in model.state_dict().items() if "enc_q" not in k}
+    export = OrderedDict(weight=weight, config=hps, info=f"{epoch}epoch_{step}iteration")
+    path = os.fspath(path)
+    with atomic_write(path, "wb") as f:
+        torch.save(export, f, pickle_module=_EXPORT_PICKLE_MODULE)
+    return path
+
+
+# ---------------------------------------------------------------------------------------- training checkpoints
+
+@dataclass
+class TrainingCheckpoint:
+    """An official training checkpoint (`G_*.pth` / `D_*.pth`, utils.save_checkpoint layout)."""
+
+    model: dict[str, torch.Tensor]   # full fp32 state dict (G: with enc_q)
+    iteration: int                   # official quirk: this is the epoch number, not a step
+    learning_rate: float             # the base learning rate from the config
+    optimizer: dict | None = None    # AdamW state dict
+
+
+def load_training_checkpoint(path: str | os.PathLike) -> TrainingCheckpoint:
+    """Read a `G_*.pth` or `D_*.pth` file safely (no optimizer objects are rebuilt, only their state)."""
+    path = os.fspath(path)
+    obj = _load_raw(path)
+    if not isinstance(obj, dict) or "model" not in obj:
+        keys = sorted(obj) if isinstance(obj, dict) else type(obj).__name__
+        raise CheckpointError(f"{path}: not a training checkpoint (expected 'model', 'iteration', "
+                              f"'optimizer', 'learning_rate'; found {keys})")
+    return TrainingCheckpoint(model=obj["model"], iteration=int(obj.get("iteration", 0)),
+                              learning_rate=float(obj.get("learning_rate", 0.0)), optimizer=obj.get("optimizer"))
+
+
+def save_training_checkpoint(model, optimizer, learning_rate: float, iteration: int,
+                             path: str | os.PathLike) -> str:
+    """Write the official training-checkpoint layout atomically; returns the path.
+
+    Mirrors `utils.save_checkpoint`: {"model": state dict (of `model.module` under DDP),
+    "iteration": iteration (the epoch, officially), "optimizer": optimizer state dict,
+    "learning_rate": learning_rate}.
+    """
+    state = {"model": _unwrap(model).state_dict(), "iteration": iteration,
+             "optimizer": optimizer.state_dict() if optimizer is not None else None,
+             "learning_rate": learning_rate}
+    path = os.fspath(path)
+    with atomic_write(path, "wb") as f:
+        torch.save(state, f)
+    return path
