@@ -174,9 +174,7 @@ def _load_sovits(path: str | os.PathLike) -> torch.nn.Module:
     """An official or gsv_edu SoVITS export (or training checkpoint) as an eval-mode model."""
     import gsv_edu
 
-    loaded = gsv_edu.load_sovits(path)
-    model = loaded[0] if isinstance(loaded, tuple) else loaded
-    return model.eval()
+    return gsv_edu.load_sovits(path).model.eval()  # inference=True: eval mode, enc_q dropped
 
 
 def _ssl_width(model: torch.nn.Module) -> int | None:
@@ -350,6 +348,7 @@ def prepare(list_path: str | os.PathLike, out_dir: str | os.PathLike, hubert=Non
         raise ValueError(f"version must be 'v1' or 'v2', got {version!r}")
     out = Path(out_dir)
     device = torch.device(device)
+    listing = read_list(list_path)  # before loading any model: a wrong path fails at once
     if isinstance(hubert, HuBERT):
         encoder, encoder_name = hubert.eval(), hubert_name or f"HuBERT(hidden_size={hubert.config.hidden_size})"
     else:
@@ -376,7 +375,6 @@ def prepare(list_path: str | os.PathLike, out_dir: str | os.PathLike, hubert=Non
     _check_output_folder(out, info)
     atomic_write_text(out / INFO_FILE, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
 
-    listing = read_list(list_path)
     report = PrepareReport(list_path=str(list_path), out_dir=str(out), content_encoder=encoder_name, ssl_dim=ssl_dim)
     report.bad += [BadItem(p.where, p.name, p.reason) for p in listing.problems]
     text_lines, semantic_lines = [], []
@@ -386,7 +384,7 @@ def prepare(list_path: str | os.PathLike, out_dir: str | os.PathLike, hubert=Non
             try:
                 text = _text_step(item, out, version, report)
                 ssl = _audio_step(item, out, encoder, device, report)
-                codes = _semantic_step(item, out, sovits_model, sovits_id, ssl, device, report) if sovits_model else None
+                codes = _semantic_step(item, out, sovits_model, sovits_id, ssl, device, report) if sovits_model is not None else None
             except ItemError as e:
                 report.bad.append(BadItem(f"{listing.path}:{item.line}", item.name, str(e)))
                 bar.set_postfix(ok=len(report.prepared), bad=len(report.bad), refresh=False)

@@ -266,3 +266,22 @@ def test_command_line(corpus, tmp_path, capsys):
     assert "prepared 3 of 3" in capsys.readouterr().out
     info = prep.read_prepare_info(tmp_path)
     assert info["content_encoder"] == "hubert_tiny" and info["ssl_dim"] == 64
+
+
+def test_semantic_codes_from_an_official_export_file(corpus, tmp_path):
+    """`--sovits CKPT` with an official-format export (tiny, content width 768 as officially)."""
+    from gsv_edu.hubert import HuBERTConfig
+
+    export = os.path.join(os.path.dirname(HUBERT_TINY), "export", "tiny_v2_e4_s8.pth")
+    torch.manual_seed(0)
+    wide = HuBERT(HuBERTConfig(conv_dim=(32,) * 7, hidden_size=768, num_hidden_layers=1, num_attention_heads=12,
+                               intermediate_size=64)).eval()
+    report = prep.prepare(corpus / "good.list", tmp_path, hubert=wide, sovits=export, progress=False)
+    assert report.computed["semantic"] == 3
+    rows = (tmp_path / "6-name2semantic.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    frames = {n: torch.load(tmp_path / "4-cnhubert" / f"{n}.pt", weights_only=True).shape[-1] for n in GOOD}
+    for row in rows:
+        name, codes = row.split("\t")
+        codes = [int(c) for c in codes.split(" ")]
+        assert len(codes) == frames[name] // 2 and all(0 <= c < 1024 for c in codes)
+    assert prep.read_prepare_info(tmp_path)["sovits"]["source"] == export
