@@ -14,8 +14,8 @@ Mirrors `DistributedBucketSampler` of `GPT_SoVITS/module/data_utils.py` (from VI
 
 It is a *batch* sampler: iterating yields lists of dataset indices, so use it as
 `DataLoader(dataset, batch_sampler=sampler, collate_fn=TextAudioSpeakerCollate())`, and call
-`sampler.set_epoch(epoch)` before each epoch. With `seed=0` the batches are exactly the
-official ones (same random calls in the same order).
+`sampler.set_epoch(epoch)` before each epoch. With `seed=0` and the same `lengths` the batches
+are exactly the official ones (same random calls in the same order).
 
 The lowest boundary: the official 32 frames = segment_size / hop = 20480 / 640, the decoder's
 training window. `rand_slice_segments` needs every item to have at least that many frames
