@@ -43,6 +43,7 @@ __all__ = [
     "HParams", "CheckpointError", "UnsupportedVersionError", "SovitsFile", "LoadedSovits",
     "TrainingCheckpoint", "read_sovits_file", "load_sovits", "save_sovits",
     "load_training_checkpoint", "save_training_checkpoint", "OFFICIAL_HPARAMS_NAME",
+    "as_hparams", "build_model", "detect_version",
 ]
 
 OFFICIAL_HPARAMS_NAME = "utils.HParams"  # module.qualname of the official config class (GPT_SoVITS/utils.py)
