@@ -128,18 +128,25 @@ def hf_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
-def save_pretrained(model: torch.nn.Module, folder: str | os.PathLike) -> None:
+def save_pretrained(model: torch.nn.Module, folder: str | os.PathLike, dtype: torch.dtype | None = None) -> None:
     """Write `config.json` + `model.safetensors` (transformers-5 key spelling) into `folder`.
 
-    Files are written to temporary names and renamed, so an interrupted save never leaves a
-    half-written model behind.
+    `dtype`: store the tensors in this type (e.g. torch.float16 to halve the file; `from_pretrained`
+    computes in float32 whatever the stored type). Each file is written atomically
+    (`gsv_edu.atomic`), so an interrupted save never leaves a half-written file.
     """
-    from safetensors.torch import save_file
+    import json
+
+    from safetensors.torch import save as safetensors_bytes
+
+    from ..atomic import atomic_write_bytes, atomic_write_text
 
     folder = pathlib.Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tmp_cfg, tmp_w = folder / "config.json.tmp", folder / "model.safetensors.tmp"
-    model.config.save_json(tmp_cfg)
-    save_file(hf_state_dict(model), str(tmp_w), metadata={"format": "pt"})
-    os.replace(tmp_w, folder / "model.safetensors")
-    os.replace(tmp_cfg, folder / "config.json")
+    sd = hf_state_dict(model)
+    if dtype is not None:
+        sd = {k: v.to(dtype) for k, v in sd.items()}
+    cfg = model.config.to_dict()
+    cfg["dtype"] = str(next(iter(sd.values())).dtype).replace("torch.", "")
+    atomic_write_bytes(folder / "model.safetensors", safetensors_bytes(sd, metadata={"format": "pt"}))
+    atomic_write_text(folder / "config.json", json.dumps(cfg, indent=2, sort_keys=True) + "\n")

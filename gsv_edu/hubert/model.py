@@ -44,7 +44,17 @@ class ConvLayer(nn.Module):
         self.layer_norm = nn.GroupNorm(out_channels, out_channels, affine=True) if group_norm else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(x)  # [B, C_out, T_out]
+        conv = self.conv
+        if conv.in_channels == 1:
+            # Same numbers as conv(x): with one input channel a strided conv is a matrix product of
+            # the kernel with the strided windows of the waveform. Done so because oneDNN's
+            # Conv1d is slow for C_in = 1 on CPU (about 2x on the 512-channel first layer).
+            windows = x.squeeze(1).unfold(-1, conv.kernel_size[0], conv.stride[0])  # [B, T_out, K] (a view)
+            x = torch.matmul(conv.weight.squeeze(1), windows.transpose(1, 2))  # [C_out, K] @ [B, K, T_out] → [B, C_out, T_out]
+            if conv.bias is not None:
+                x = x + conv.bias.unsqueeze(-1)  # [B, C_out, T_out]
+        else:
+            x = conv(x)  # [B, C_out, T_out]
         if self.layer_norm is not None:
             x = self.layer_norm(x)  # [B, C_out, T_out], each channel zero-mean / unit-var over time
         return F.gelu(x)
@@ -111,10 +121,28 @@ class WeightNormConv1d(nn.Conv1d):
         del self.weight  # the kernel is derived, not a parameter
         self.weight_v = nn.Parameter(v)
         self.weight_g = nn.Parameter(torch.linalg.vector_norm(v, dim=(0, 1), keepdim=True))  # [1, 1, K]
+        self._cache: tuple | None = None  # (versions and addresses of g and v, derived kernel)
 
-    def normalized_weight(self) -> torch.Tensor:
+    def _compute_weight(self) -> torch.Tensor:
         norm = torch.linalg.vector_norm(self.weight_v, dim=(0, 1), keepdim=True)  # [1, 1, K]
         return self.weight_v * (self.weight_g / norm)  # [C_out, C_in/groups, K]
+
+    def normalized_weight(self) -> torch.Tensor:
+        """g·v/‖v‖; recomputed whenever gradients may flow to g or v, otherwise cached.
+
+        The cache is keyed on the tensors' version counters and storage addresses, so loading
+        weights, an optimizer step or `.to()` invalidates it. It saves recomputing the kernel at
+        every inference call (transformers' parametrization recomputes it each time).
+        """
+        g, v = self.weight_g, self.weight_v
+        if torch.is_grad_enabled() and (g.requires_grad or v.requires_grad):
+            self._cache = None
+            return self._compute_weight()
+        key = (g._version, v._version, g.data_ptr(), v.data_ptr(), g.dtype, v.dtype)
+        if self._cache is None or self._cache[0] != key:
+            with torch.inference_mode(False), torch.no_grad():  # an ordinary tensor, usable outside inference mode
+                self._cache = (key, self._compute_weight())
+        return self._cache[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(x, self.normalized_weight(), self.bias)
@@ -271,11 +299,11 @@ class HuBERT(nn.Module):
 
         return load_pretrained(folder, cls, map_location=map_location)
 
-    def save_pretrained(self, folder) -> None:
+    def save_pretrained(self, folder, dtype: torch.dtype | None = None) -> None:
         """Write config.json + model.safetensors, readable by `from_pretrained` and by transformers."""
         from .loading import save_pretrained
 
-        save_pretrained(self, folder)
+        save_pretrained(self, folder, dtype=dtype)
 
     # -------------------------------------------------------------- forward
     def num_frames(self, num_samples: int) -> int:
