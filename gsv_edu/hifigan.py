@@ -58,16 +58,18 @@ class ResBlock1(nn.Module):
 
     def forward(self, x: torch.Tensor, x_mask: torch.Tensor | None = None) -> torch.Tensor:
         """x [B, C, T] → [B, C, T]."""
+        # The in-place ops (leaky_relu_, add_) write into fresh conv outputs that nothing else
+        # uses (autograd does not need a conv's output), saving memory passes over long signals.
         for c1, c2 in zip(self.convs1, self.convs2):
-            xt = F.leaky_relu(x, LRELU_SLOPE)  # [B, C, T]
+            xt = F.leaky_relu(x, LRELU_SLOPE)  # [B, C, T]; x itself is still needed below
             if x_mask is not None:
                 xt = xt * x_mask
             xt = c1(xt)
-            xt = F.leaky_relu(xt, LRELU_SLOPE)
+            xt = F.leaky_relu_(xt, LRELU_SLOPE)
             if x_mask is not None:
                 xt = xt * x_mask
             xt = c2(xt)
-            x = xt + x  # residual
+            x = xt.add_(x)  # residual: x + block(x)
         if x_mask is not None:
             x = x * x_mask
         return x
@@ -94,7 +96,7 @@ class ResBlock2(nn.Module):
             if x_mask is not None:
                 xt = xt * x_mask
             xt = c(xt)
-            x = xt + x
+            x = xt.add_(x)  # residual, in place into the fresh conv output
         if x_mask is not None:
             x = x * x_mask
         return x
@@ -159,17 +161,17 @@ class Generator(nn.Module):
             x = x + self.cond(g)  # [B, C, T] + [B, C, 1]
 
         for i in range(self.num_upsamples):
-            x = F.leaky_relu(x, LRELU_SLOPE)
+            # In place from the second stage on: x is then the fresh mean computed below.
+            x = F.leaky_relu(x, LRELU_SLOPE) if i == 0 else F.leaky_relu_(x, LRELU_SLOPE)
             x = self.ups[i](x)  # [B, C/2^(i+1), T·u_0·…·u_i]
-            xs = None
-            for j in range(self.num_kernels):
-                y = self.resblocks[i * self.num_kernels + j](x)
-                xs = y if xs is None else xs + y
-            x = xs / self.num_kernels  # mean of the multi-receptive-field blocks
+            xs = self.resblocks[i * self.num_kernels](x)
+            for j in range(1, self.num_kernels):
+                xs = xs.add_(self.resblocks[i * self.num_kernels + j](x))
+            x = xs.div_(self.num_kernels)  # mean of the multi-receptive-field blocks
 
         # Official quirk (reference §13.5): the last leaky ReLU uses torch's default slope 0.01,
         # not LRELU_SLOPE.
-        x = F.leaky_relu(x)
+        x = F.leaky_relu_(x)
         x = self.conv_post(x)  # [B, 1, T·upsample_factor]
         return torch.tanh(x)
 
