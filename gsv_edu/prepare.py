@@ -151,14 +151,9 @@ class PrepareReport:
 
 def default_content_encoder():
     """The default content encoder: (our shipped small pretrained HuBERT, its name), in eval mode."""
-    from . import hubert
+    from .hubert import load_default
 
-    loader = getattr(hubert, "load_default", None)
-    if loader is not None:
-        model = loader()
-    else:
-        model = hubert.HuBERT.from_pretrained(Path(__file__).resolve().parent / "assets" / "hubert_small")
-    return model.eval(), DEFAULT_ENCODER_NAME
+    return load_default().eval(), DEFAULT_ENCODER_NAME
 
 
 def load_content_encoder(folder: str | os.PathLike | None = None):
