@@ -132,7 +132,7 @@ def spectrogram(y: torch.Tensor, n_fft: int = 2048, hop_length: int = 640, win_l
     """
     if y.dim() == 1:
         y = y.unsqueeze(0)  # [1, N]
-    peak_lo, peak_hi = float(y.min()), float(y.max())
+    peak_lo, peak_hi = float(y.detach().min()), float(y.detach().max())  # detach: y_hat in training needs grad
     if peak_lo < -1.2 or peak_hi > 1.2:  # the official only prints this too
         warnings.warn(f"spectrogram: waveform outside [-1.2, 1.2] (min {peak_lo:.2f}, max {peak_hi:.2f})")
     pad = (n_fft - hop_length) // 2

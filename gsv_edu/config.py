@@ -69,6 +69,7 @@ class TrainConfig:
     amp_dtype: str = "float16"       # "float16" (with GradScaler) or "bfloat16" when fp16_run on CUDA
     num_workers: int = 0             # DataLoader workers
     max_nonfinite_steps: int = 5     # consecutive non-finite losses tolerated before the run stops
+    disc_channel_divisor: int = 1    # divides the discriminator's widths (1 = official 46.7 M parameters)
 
 
 @dataclass

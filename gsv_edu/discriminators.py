@@ -32,20 +32,22 @@ class DiscriminatorP(nn.Module):
     period) is judged separately with shared weights.
     """
 
-    def __init__(self, period: int, kernel_size: int = 5, stride: int = 3, use_spectral_norm: bool = False):
+    def __init__(self, period: int, kernel_size: int = 5, stride: int = 3, use_spectral_norm: bool = False,
+                 channel_divisor: int = 1):
         super().__init__()
         self.period = period
         self.use_spectral_norm = use_spectral_norm
         norm_f = _norm_f(use_spectral_norm)
         pad = (get_padding(kernel_size, 1), 0)
+        c = [1] + [w // channel_divisor for w in (32, 128, 512, 1024, 1024)]  # official widths when divisor 1
         self.convs = nn.ModuleList([
-            norm_f(nn.Conv2d(1, 32, (kernel_size, 1), (stride, 1), padding=pad)),
-            norm_f(nn.Conv2d(32, 128, (kernel_size, 1), (stride, 1), padding=pad)),
-            norm_f(nn.Conv2d(128, 512, (kernel_size, 1), (stride, 1), padding=pad)),
-            norm_f(nn.Conv2d(512, 1024, (kernel_size, 1), (stride, 1), padding=pad)),
-            norm_f(nn.Conv2d(1024, 1024, (kernel_size, 1), 1, padding=pad)),
+            norm_f(nn.Conv2d(c[0], c[1], (kernel_size, 1), (stride, 1), padding=pad)),
+            norm_f(nn.Conv2d(c[1], c[2], (kernel_size, 1), (stride, 1), padding=pad)),
+            norm_f(nn.Conv2d(c[2], c[3], (kernel_size, 1), (stride, 1), padding=pad)),
+            norm_f(nn.Conv2d(c[3], c[4], (kernel_size, 1), (stride, 1), padding=pad)),
+            norm_f(nn.Conv2d(c[4], c[5], (kernel_size, 1), 1, padding=pad)),
         ])
-        self.conv_post = norm_f(nn.Conv2d(1024, 1, (3, 1), 1, padding=(1, 0)))
+        self.conv_post = norm_f(nn.Conv2d(c[5], 1, (3, 1), 1, padding=(1, 0)))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """x [B, 1, T] → (scores [B, N], feature maps: 5 conv outputs after lrelu + conv_post output)."""
@@ -69,18 +71,23 @@ class DiscriminatorP(nn.Module):
 class DiscriminatorS(nn.Module):
     """Scale discriminator on the raw waveform: strided grouped 1-D convs, no pooling."""
 
-    def __init__(self, use_spectral_norm: bool = False):
+    def __init__(self, use_spectral_norm: bool = False, channel_divisor: int = 1):
         super().__init__()
         norm_f = _norm_f(use_spectral_norm)
+        c = [1] + [w // channel_divisor for w in (16, 64, 256, 1024, 1024, 1024)]  # official widths when divisor 1
+
+        def groups(c_in: int) -> int:  # official: 4 input channels per group (16/4, 64/16, 256/64, 1024/256)
+            return max(1, c_in // 4)
+
         self.convs = nn.ModuleList([
-            norm_f(nn.Conv1d(1, 16, 15, 1, padding=7)),
-            norm_f(nn.Conv1d(16, 64, 41, 4, groups=4, padding=20)),
-            norm_f(nn.Conv1d(64, 256, 41, 4, groups=16, padding=20)),
-            norm_f(nn.Conv1d(256, 1024, 41, 4, groups=64, padding=20)),
-            norm_f(nn.Conv1d(1024, 1024, 41, 4, groups=256, padding=20)),
-            norm_f(nn.Conv1d(1024, 1024, 5, 1, padding=2)),
+            norm_f(nn.Conv1d(c[0], c[1], 15, 1, padding=7)),
+            norm_f(nn.Conv1d(c[1], c[2], 41, 4, groups=groups(c[1]), padding=20)),
+            norm_f(nn.Conv1d(c[2], c[3], 41, 4, groups=groups(c[2]), padding=20)),
+            norm_f(nn.Conv1d(c[3], c[4], 41, 4, groups=groups(c[3]), padding=20)),
+            norm_f(nn.Conv1d(c[4], c[5], 41, 4, groups=groups(c[4]), padding=20)),
+            norm_f(nn.Conv1d(c[5], c[6], 5, 1, padding=2)),
         ])
-        self.conv_post = norm_f(nn.Conv1d(1024, 1, 3, 1, padding=1))
+        self.conv_post = norm_f(nn.Conv1d(c[6], 1, 3, 1, padding=1))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """x [B, 1, T] → (scores [B, N], feature maps: 6 conv outputs after lrelu + conv_post output)."""
@@ -102,13 +109,22 @@ def discriminator_periods(version: str | None) -> list[int]:
 
 
 class MultiPeriodDiscriminator(nn.Module):
-    """`discriminators.0` = DiscriminatorS, then one DiscriminatorP per period (reference §2.8)."""
+    """`discriminators.0` = DiscriminatorS, then one DiscriminatorP per period (reference §2.8).
 
-    def __init__(self, use_spectral_norm: bool = False, version: str | None = None):
+    `channel_divisor` (gsv_edu addition, default 1 = the official widths and state dict): divides
+    every hidden width (groups keep 4 input channels each, at least one group). The official
+    discriminator has 46.7 M parameters whatever the generator size; the tiny preset uses
+    divisor 8 (0.78 M) so that CPU training is not dominated by the discriminator.
+    """
+
+    def __init__(self, use_spectral_norm: bool = False, version: str | None = None, channel_divisor: int = 1):
         super().__init__()
+        if channel_divisor < 1 or 16 % channel_divisor:
+            raise ValueError(f"channel_divisor must divide 16 (1, 2, 4, 8 or 16), got {channel_divisor}")
         self.periods = discriminator_periods(version)
-        discs = [DiscriminatorS(use_spectral_norm=use_spectral_norm)]
-        discs += [DiscriminatorP(p, use_spectral_norm=use_spectral_norm) for p in self.periods]
+        discs = [DiscriminatorS(use_spectral_norm=use_spectral_norm, channel_divisor=channel_divisor)]
+        discs += [DiscriminatorP(p, use_spectral_norm=use_spectral_norm, channel_divisor=channel_divisor)
+                  for p in self.periods]
         self.discriminators = nn.ModuleList(discs)
 
     def forward(self, y: torch.Tensor, y_hat: torch.Tensor):
