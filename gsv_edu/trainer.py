@@ -1,0 +1,413 @@
+"""One SoVITS training step, and the models, optimizers and schedulers it updates.
+
+Mirrors `GPT_SoVITS/s2_train.py` (`run` and `train_and_evaluate`; reference §8). The model is
+a VITS-style VAE trained as a GAN (Kim et al. 2021, "Conditional Variational Autoencoder with
+Adversarial Learning for End-to-End Text-to-Speech"): per batch,
+
+1. G forward (`SynthesizerTrn.forward`, reference §3.1): a random window of `segment_frames`
+   latent frames is decoded into y_hat [B, 1, segment_size];
+2. the targets: mel of the real spectrogram cut at the same window (`spec_to_mel` then
+   `slice_segments`), mel of y_hat (`mel_spectrogram`), and the real waveform window
+   (`slice_segments(wav, ids_slice · hop)`);
+3. D step: D(y, y_hat.detach()) → LSGAN loss_disc → AdamW step of D;
+4. G step: D(y, y_hat) → loss_gen (LSGAN) + loss_fm (feature matching) + c_mel·L1(mel) +
+   kl_ssl (commitment loss: 0, the quantizer is frozen) + c_kl·KL → AdamW step of G.
+
+Official quirks kept (they change numbers; reference §13.9):
+- AdamW with PyTorch's default `weight_decay=0.01`, which no config mentions;
+- the generator has four parameter groups: `enc_p.text_embedding`, `enc_p.encoder_text` and
+  `enc_p.mrte` train at lr·text_low_lr_rate, everything else at lr;
+- ExponentialLR(lr_decay) stepped once per epoch, and once *before* the first epoch, so the
+  first epoch already runs at lr·γ (PyTorch warns about a scheduler step before an optimizer
+  step; we silence that one warning);
+- `clip_grad_value_(parameters, None)` clips nothing: the total gradient norm is computed
+  (after unscaling) for the logs only (`grad_norm`).
+
+gsv_edu additions / differences (no effect on a normal step's numbers on the CPU):
+- the mels are computed in float32 with autocast off (official: the mel matmul runs under
+  autocast, i.e. in fp16 on a GPU when fp16_run) — only rounding differs;
+- bf16 autocast (`train.amp_dtype = "bfloat16"`, no GradScaler) besides fp16 + GradScaler;
+- a non-finite loss (or, without GradScaler, a non-finite gradient) skips the update on every
+  rank instead of writing NaN into the weights (`StepResult.ok` is False);
+- `train.disc_channel_divisor` narrows the discriminator (1 = official).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+
+from .audio import mel_spectrogram, spec_to_mel
+from .commons import slice_segments
+from .config import Config
+from .distributed import DistributedContext, all_true
+from .losses import discriminator_loss, feature_loss, generator_loss, kl_loss
+from .models import MultiPeriodDiscriminator, SynthesizerTrn
+
+__all__ = ["Trainer", "StepResult", "generator_param_groups", "grad_norm", "load_matching", "weights_fingerprint",
+           "LOW_LR_MODULES"]
+
+logger = logging.getLogger("gsv_edu.train")
+
+# s2_train.py: these generator parts train at lr · text_low_lr_rate (groups 2, 3, 4 of optim_g).
+LOW_LR_MODULES = ("enc_p.text_embedding", "enc_p.encoder_text", "enc_p.mrte")
+
+
+def generator_param_groups(net_g: torch.nn.Module, lr: float, text_low_lr_rate: float) -> list[dict]:
+    """The four AdamW parameter groups of the official `optim_g`, in the official order.
+
+    Group 1: every parameter that requires grad except those of the three text modules (in
+    `net_g.parameters()` order); groups 2-4: `enc_p.text_embedding`, `enc_p.encoder_text`,
+    `enc_p.mrte` at lr · text_low_lr_rate. Same order as the official, so our optimizer state
+    and the official one are interchangeable.
+    """
+    modules = [net_g.get_submodule(name) for name in LOW_LR_MODULES]
+    low_ids = {id(p) for m in modules for p in m.parameters()}
+    base = [p for p in net_g.parameters() if id(p) not in low_ids and p.requires_grad]
+    groups = [{"params": base, "lr": lr}]
+    groups += [{"params": list(m.parameters()), "lr": lr * text_low_lr_rate} for m in modules]
+    return groups
+
+
+def grad_norm(parameters) -> torch.Tensor:
+    """Total L2 norm of the gradients (parameters without a gradient are left out).
+
+    What the official `commons.clip_grad_value_(parameters, None)` returns: with clip_value
+    None it clips nothing and only measures (reference §13.9). Computed as one tensor (the
+    official sums Python floats, one device sync per parameter); 0-d float32 tensor.
+    """
+    norms = [p.grad.detach().float().norm(2) for p in parameters if p.grad is not None]
+    if not norms:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack(norms), 2)
+
+
+def load_matching(module: torch.nn.Module, weights: dict[str, torch.Tensor], what: str) -> dict[str, list[str]]:
+    """Load the entries of `weights` whose name and shape fit `module`; report the rest.
+
+    Official s2_train loads the pretrained s2G with `load_state_dict(strict=False)` and prints
+    the missing/unexpected keys (a shape mismatch would raise there); here mismatched tensors
+    are skipped and listed as well. Raises ValueError if nothing fits at all.
+    Returns {"loaded", "missing", "unexpected", "mismatched"} key lists.
+    """
+    own = module.state_dict()
+    fitting, unexpected, mismatched = {}, [], []
+    for key, value in weights.items():
+        if key not in own:
+            unexpected.append(key)
+        elif tuple(own[key].shape) != tuple(value.shape):
+            mismatched.append(f"{key} (file {tuple(value.shape)}, model {tuple(own[key].shape)})")
+        else:
+            fitting[key] = value
+    missing = [k for k in own if k not in weights]
+    if not fitting:
+        raise ValueError(f"{what}: no tensor fits this model ({len(mismatched)} shape mismatches, "
+                         f"{len(unexpected)} unknown keys; e.g. {(mismatched + unexpected)[:3]}); "
+                         f"was it made for another preset/version?")
+    module.load_state_dict(fitting, strict=False)  # fp16 tensors are upcast by the copy
+    return {"loaded": list(fitting), "missing": missing, "unexpected": unexpected, "mismatched": mismatched}
+
+
+def weights_fingerprint(module: torch.nn.Module) -> str:
+    """A short sha1 of a module's state dict (bitwise: equal iff every tensor is identical)."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for key, value in module.state_dict().items():
+        h.update(key.encode())
+        h.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _grad_scaler(device: torch.device, enabled: bool):
+    """torch.amp.GradScaler (torch ≥ 2.3) or torch.cuda.amp.GradScaler (older)."""
+    if hasattr(torch.amp, "GradScaler"):
+        return torch.amp.GradScaler(device.type, enabled=enabled)
+    return torch.cuda.amp.GradScaler(enabled=enabled)  # pragma: no cover - torch < 2.3
+
+
+@dataclass
+class StepResult:
+    """What one `Trainer.train_step` did.
+
+    ok: False when the update was skipped (non-finite loss or gradient; `reason` says which).
+    scalars: the logged numbers under the official TensorBoard tags (floats).
+    media: detached tensors of item 0 for images/audio when asked for.
+    """
+
+    ok: bool
+    scalars: dict[str, float] = field(default_factory=dict)
+    media: dict[str, torch.Tensor] | None = None
+    reason: str = ""
+
+
+class Trainer:
+    """net_g, net_d, their AdamW optimizers and ExponentialLR schedulers, the GradScaler, one step.
+
+    Position in training (`step`, `epoch`, `batch_in_epoch`) is kept here so that checkpoints
+    can store it; the data loop lives in `gsv_edu.train`.
+    """
+
+    def __init__(self, config: Config, ctx: DistributedContext | None = None):
+        self.cfg = config
+        self.ctx = ctx or DistributedContext()
+        self.device = self.ctx.device
+        tc, dc = config.train, config.data
+        self.segment_frames = config.segment_frames
+        # Mixed precision only on CUDA (fp16_run is ignored on the CPU); fp16 uses a GradScaler.
+        self.autocast_enabled = bool(tc.fp16_run) and self.device.type == "cuda"
+        self.autocast_dtype = torch.bfloat16 if tc.amp_dtype == "bfloat16" else torch.float16
+        use_scaler = self.autocast_enabled and self.autocast_dtype == torch.float16
+
+        self.net_g = SynthesizerTrn(config.spec_channels, config.segment_frames, n_speakers=dc.n_speakers,
+                                    **config.model_kwargs()).to(self.device)
+        self.net_d = MultiPeriodDiscriminator(config.model.use_spectral_norm, config.version,
+                                              channel_divisor=tc.disc_channel_divisor).to(self.device)
+        # official quirk (reference §13.9): AdamW's default weight_decay=0.01 is active.
+        self.optim_g = torch.optim.AdamW(generator_param_groups(self.net_g, tc.learning_rate, tc.text_low_lr_rate),
+                                         tc.learning_rate, betas=tuple(tc.betas), eps=tc.eps)
+        self.optim_d = torch.optim.AdamW(self.net_d.parameters(), tc.learning_rate, betas=tuple(tc.betas), eps=tc.eps)
+        self.sched_g = torch.optim.lr_scheduler.ExponentialLR(self.optim_g, gamma=tc.lr_decay, last_epoch=-1)
+        self.sched_d = torch.optim.lr_scheduler.ExponentialLR(self.optim_d, gamma=tc.lr_decay, last_epoch=-1)
+        self.scaler = _grad_scaler(self.device, use_scaler)
+        self.g: torch.nn.Module = self.net_g  # what the step calls: the DDP wrapper when distributed
+        self.d: torch.nn.Module = self.net_d
+        self.step = 0            # optimizer steps done (skipped non-finite steps not counted)
+        self.epoch = 1           # current epoch (1-based, as the official)
+        self.batch_in_epoch = 0  # batches of the current epoch already consumed
+
+    # ------------------------------------------------------------------ setup
+    def wrap_ddp(self) -> None:
+        """Wrap both models in DistributedDataParallel when several processes train.
+
+        find_unused_parameters=True as the official: the frozen `ssl_proj` gets no gradient.
+        """
+        if not self.ctx.is_distributed:
+            return
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        self.g = DistributedDataParallel(self.net_g, device_ids=ids, find_unused_parameters=True)
+        self.d = DistributedDataParallel(self.net_d, device_ids=ids, find_unused_parameters=True)
+
+    def step_schedulers(self) -> None:
+        """One ExponentialLR step for G and D (end of an epoch; and once before the first, official quirk)."""
+        with warnings.catch_warnings():
+            # official quirk (reference §13.9): stepped before any optimizer step; PyTorch warns.
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
+            self.sched_g.step()
+            self.sched_d.step()
+
+    @property
+    def learning_rate(self) -> float:
+        """The current lr of G's first group (what the official logs)."""
+        return float(self.optim_g.param_groups[0]["lr"])
+
+    def load_pretrained(self, g_path: str | None = None, d_path: str | None = None) -> list[str]:
+        """Initialise from official pretrained s2G / s2D files (fp16 `weight` dicts); returns log lines."""
+        from .checkpoints import HParams, OFFICIAL_HPARAMS_NAME, read_sovits_file
+
+        lines = []
+        if g_path:
+            sovits = read_sovits_file(g_path)
+            report = load_matching(self.net_g, sovits.weight, f"pretrained G {g_path}")
+            lines.append(_summary(f"pretrained G {g_path} ({sovits.kind}, {sovits.version})", report))
+            if any(k.startswith("enc_q.") for k in report["missing"]):
+                lines.append("  note: the file has no enc_q (an export?): the posterior encoder starts from scratch")
+        if d_path:
+            with torch.serialization.safe_globals([(HParams, OFFICIAL_HPARAMS_NAME)]):
+                obj = torch.load(d_path, map_location="cpu", weights_only=True)
+            weights = obj.get("weight", obj.get("model")) if isinstance(obj, dict) else None
+            if not isinstance(weights, dict):
+                raise ValueError(f"pretrained D {d_path}: expected a dict with 'weight' (s2D) or 'model' (D_*.pth)")
+            report = load_matching(self.net_d, weights, f"pretrained D {d_path}")
+            lines.append(_summary(f"pretrained D {d_path}", report))
+        return lines
+
+    # ------------------------------------------------------------------ the step
+    def _autocast(self, enabled: bool | None = None):
+        on = self.autocast_enabled if enabled is None else enabled
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=on)
+
+    def _mels(self, spec: torch.Tensor, y_hat: torch.Tensor, ids_slice: torch.Tensor):
+        """(full real mel [B, M, T], its window y_mel [B, M, S], y_hat's mel [B, M, S]), float32."""
+        dc = self.cfg.data
+        with self._autocast(False):
+            mel = spec_to_mel(spec.float(), dc.filter_length, dc.n_mel_channels, dc.sampling_rate,
+                              dc.mel_fmin, dc.mel_fmax)  # [B, M, T]
+            y_mel = slice_segments(mel, ids_slice, self.segment_frames)  # [B, M, S]
+            y_hat_mel = mel_spectrogram(y_hat.squeeze(1).float(), dc.filter_length, dc.n_mel_channels,
+                                        dc.sampling_rate, dc.hop_length, dc.win_length, dc.mel_fmin,
+                                        dc.mel_fmax)  # [B, M, S]
+        return mel, y_mel, y_hat_mel
+
+    def _finite_everywhere(self, value: torch.Tensor) -> bool:
+        return all_true(bool(torch.isfinite(value).all()), self.ctx)
+
+    def train_step(self, batch, media: bool = False) -> StepResult:
+        """One D update and one G update on a collated batch (TextAudioSpeakerCollate's tuple)."""
+        tc = self.cfg.train
+        ssl, ssl_lengths, spec, spec_lengths, wav, wav_lengths, text, text_lengths = (
+            t.to(self.device, non_blocking=True) for t in batch)
+        self.g.train()
+        self.d.train()
+
+        with self._autocast():
+            (y_hat, kl_ssl, ids_slice, x_mask, z_mask, (z, z_p, m_p, logs_p, m_q, logs_q),
+             stats_ssl) = self.g(ssl, spec, spec_lengths, text, text_lengths)  # y_hat [B, 1, segment_size]
+        mel, y_mel, y_hat_mel = self._mels(spec, y_hat, ids_slice)
+        y = slice_segments(wav, ids_slice * self.cfg.data.hop_length, tc.segment_size)  # [B, 1, segment_size]
+
+        # ---- discriminator
+        with self._autocast():
+            y_d_hat_r, y_d_hat_g, _, _ = self.d(y, y_hat.detach())
+        loss_disc, losses_disc_r, losses_disc_g = discriminator_loss(y_d_hat_r, y_d_hat_g)  # fp32
+        if not self._finite_everywhere(loss_disc):
+            return StepResult(False, reason=f"non-finite discriminator loss ({float(loss_disc):.4g})")
+        self.optim_d.zero_grad()
+        self.scaler.scale(loss_disc).backward()
+        self.scaler.unscale_(self.optim_d)
+        grad_norm_d = grad_norm(self.net_d.parameters())  # official clip_grad_value_(…, None): no clipping
+        if not self.scaler.is_enabled() and not self._finite_everywhere(grad_norm_d):
+            self.optim_d.zero_grad()
+            return StepResult(False, reason="non-finite discriminator gradient")
+        self.scaler.step(self.optim_d)
+
+        # ---- generator
+        with self._autocast():
+            y_d_hat_r, y_d_hat_g, fmap_r, fmap_g = self.d(y, y_hat)
+        with self._autocast(False):
+            loss_mel = F.l1_loss(y_mel, y_hat_mel) * tc.c_mel
+            loss_kl = kl_loss(z_p, logs_q, m_p, logs_p, z_mask) * tc.c_kl
+            loss_fm = feature_loss(fmap_r, fmap_g)
+            loss_gen, losses_gen = generator_loss(y_d_hat_g)
+            loss_gen_all = loss_gen + loss_fm + loss_mel + kl_ssl * 1 + loss_kl
+        if not self._finite_everywhere(loss_gen_all):
+            return StepResult(False, reason=f"non-finite generator loss (mel {float(loss_mel):.4g}, "
+                                            f"kl {float(loss_kl):.4g}, fm {float(loss_fm):.4g}, gen {float(loss_gen):.4g})")
+        self.optim_g.zero_grad()
+        self.scaler.scale(loss_gen_all).backward()
+        self.scaler.unscale_(self.optim_g)
+        grad_norm_g = grad_norm(self.net_g.parameters())
+        if not self.scaler.is_enabled() and not self._finite_everywhere(grad_norm_g):
+            self.optim_g.zero_grad()
+            return StepResult(False, reason="non-finite generator gradient")
+        self.scaler.step(self.optim_g)
+        self.scaler.update()
+
+        # ---- what gets logged (one device sync for all scalars)
+        names = ["loss/g/total", "loss/d/total", "grad_norm_d", "grad_norm_g", "loss/g/fm", "loss/g/mel",
+                 "loss/g/kl_ssl", "loss/g/kl", "loss/g/gen"]
+        values = [loss_gen_all, loss_disc, grad_norm_d, grad_norm_g, loss_fm, loss_mel, kl_ssl, loss_kl, loss_gen]
+        names += [f"loss/g/{i}" for i in range(len(losses_gen))]
+        names += [f"loss/d_r/{i}" for i in range(len(losses_disc_r))]
+        names += [f"loss/d_g/{i}" for i in range(len(losses_disc_g))]
+        values += list(losses_gen) + list(losses_disc_r) + list(losses_disc_g)
+        numbers = torch.stack([torch.as_tensor(v, dtype=torch.float32, device=self.device).detach().reshape(())
+                               for v in values]).tolist()
+        result = StepResult(True, dict(zip(names, numbers)))
+        if media:
+            result.media = {
+                "slice/mel_org": y_mel[0].detach().float().cpu(),     # [M, S]
+                "slice/mel_gen": y_hat_mel[0].detach().float().cpu(),  # [M, S]
+                "all/mel": mel[0].detach().float().cpu(),               # [M, T] (padded batch length, official)
+                "all/stats_ssl": stats_ssl[0].detach().float().cpu(),   # [D, T] upsampled quantized content
+                "audio/real_slice": y[0, 0].detach().float().cpu(),     # [segment_size]
+                "audio/gen_slice": y_hat[0, 0].detach().float().cpu(),  # [segment_size]
+            }
+        return result
+
+    @torch.no_grad()
+    def synthesize_item(self, batch, index: int = 0) -> torch.Tensor:
+        """Re-synthesise one batch item with `infer` (prior instead of posterior), eval mode, for the logs.
+
+        Runs under `torch.random.fork_rng`, so the training random stream is not disturbed.
+        Returns the waveform [N] on the CPU.
+        """
+        ssl, _, spec, spec_lengths, _, _, text, text_lengths = (t.to(self.device) for t in batch)
+        n, n_text = int(spec_lengths[index]), int(text_lengths[index])
+        devices = [self.device] if self.device.type == "cuda" else []
+        was_training = self.net_g.training
+        self.net_g.eval()
+        try:
+            with torch.random.fork_rng(devices=devices):
+                o, _, _ = self.net_g.infer(ssl[index:index + 1, :, :n], spec[index:index + 1, :, :n],
+                                           spec_lengths[index:index + 1], text[index:index + 1, :n_text],
+                                           text_lengths[index:index + 1])  # [1, 1, n·hop]
+        finally:
+            self.net_g.train(was_training)
+        return o[0, 0].float().cpu()
+
+    def weights_finite(self) -> bool:
+        """True if every parameter and buffer of G and D is finite (checked before any save)."""
+        for module in (self.net_g, self.net_d):
+            for t in list(module.parameters()) + list(module.buffers()):
+                if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                    return False
+        return True
+
+    # ------------------------------------------------------------------ checkpoint contents
+    def checkpoint_states(self, rng: list | None = None) -> tuple[dict, dict]:
+        """(G file dict, D file dict): the official keys plus ours (module docstring of training_checkpoints)."""
+        lr = self.cfg.train.learning_rate
+        common = {"iteration": self.epoch, "learning_rate": lr, "step": self.step, "epoch": self.epoch,
+                  "batch_in_epoch": self.batch_in_epoch}
+        g = {"model": self.net_g.state_dict(), "optimizer": self.optim_g.state_dict(),
+             "scheduler": self.sched_g.state_dict(), **common,
+             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+             "rng": rng, "world_size": self.ctx.world_size, "config": self.cfg.to_dict()}
+        d = {"model": self.net_d.state_dict(), "optimizer": self.optim_d.state_dict(),
+             "scheduler": self.sched_d.state_dict(), **common}
+        return g, d
+
+    def load_checkpoint_states(self, g: dict, d: dict, g_path="G", d_path="D") -> None:
+        """Restore models and optimizers (and, for our own files, schedulers, scaler and position)."""
+        for module, state, path in ((self.net_g, g, g_path), (self.net_d, d, d_path)):
+            try:
+                module.load_state_dict(state["model"])
+            except RuntimeError as e:
+                first = str(e).strip().splitlines()
+                raise ValueError(f"{path}: the checkpoint does not fit the configured model (was the run started "
+                                 f"with another preset or --set model.*?): {first[0] if first else e}") from None
+        if g.get("optimizer") is not None:
+            self.optim_g.load_state_dict(g["optimizer"])
+        if d.get("optimizer") is not None:
+            self.optim_d.load_state_dict(d["optimizer"])
+        if "step" in g:  # gsv_edu checkpoint: exact position
+            self.sched_g.load_state_dict(g["scheduler"])
+            self.sched_d.load_state_dict(d["scheduler"])
+            if g.get("scaler") is not None and self.scaler.is_enabled():
+                self.scaler.load_state_dict(g["scaler"])
+            self.step, self.epoch, self.batch_in_epoch = int(g["step"]), int(g["epoch"]), int(g["batch_in_epoch"])
+        else:
+            # An official checkpoint: continue at the start of the next epoch, with the lr an
+            # uninterrupted run would have there (base · γ^epoch; see training_checkpoints).
+            self.epoch, self.batch_in_epoch = int(g.get("iteration", 0)) + 1, 0
+            base, gamma = self.cfg.train.learning_rate, self.cfg.train.lr_decay
+            for optim, sched, ratios in ((self.optim_g, self.sched_g, self._group_ratios()),
+                                         (self.optim_d, self.sched_d, [1.0])):
+                for group, ratio in zip(optim.param_groups, ratios):
+                    group["initial_lr"] = base * ratio
+                    group["lr"] = base * ratio * gamma ** (self.epoch - 1)
+                sched.base_lrs = [group["initial_lr"] for group in optim.param_groups]
+                sched.last_epoch = self.epoch - 1
+            self.step = -1  # filled in by the loop: (epoch − 1) · batches per epoch, as the official
+
+    def _group_ratios(self) -> list[float]:
+        r = self.cfg.train.text_low_lr_rate
+        return [1.0, r, r, r]
+
+
+def _summary(title: str, report: dict[str, list[str]]) -> str:
+    total = len(report["loaded"]) + len(report["missing"])
+    lines = [f"{title}: loaded {len(report['loaded'])} of {total} tensors"]
+    for kind in ("missing", "unexpected", "mismatched"):
+        keys = report[kind]
+        if keys:
+            shown = ", ".join(keys[:6]) + (f", … ({len(keys) - 6} more)" if len(keys) > 6 else "")
+            lines.append(f"  {kind} ({len(keys)}): {shown}")
+    return "\n".join(lines)
