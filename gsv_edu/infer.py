@@ -31,7 +31,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Union
 
 import numpy as np
 import torch
@@ -41,7 +41,8 @@ from . import audio
 __all__ = ["load_model", "load_encoder", "synthesize", "reference_spectrogram", "source_codes", "text_to_ids",
            "InferenceError", "main"]
 
-AudioInput = Union[str, os.PathLike, np.ndarray, torch.Tensor]
+# A file path; an array at 32 kHz; or (array, sampling_rate).
+AudioInput = Union[str, os.PathLike, np.ndarray, torch.Tensor, tuple]
 SENTENCE_END = set("，。？！,.?!~:：—…;；")  # official `splits`: a text ending otherwise gets a final mark
 
 
@@ -83,29 +84,42 @@ def load_encoder(folder: str | os.PathLike | None, model, device: str | torch.de
     return encoder.to(device).eval()
 
 
-def _load(item: AudioInput, sampling_rate: int, what: str) -> np.ndarray:
-    """Mono float32 audio at `sampling_rate` from a path, or an array already at that rate."""
+def _load(item: AudioInput, sampling_rate: int, flag: str) -> np.ndarray:
+    """Mono float32 audio at `sampling_rate` from a path, an (array, rate) pair or a 32 kHz array.
+
+    `flag` ("--ref", "--source") starts the error messages; audio.AudioError names the file.
+    """
+    what = f"{flag} (array)"
     if isinstance(item, (str, os.PathLike)):
         try:
             return audio.load_audio(item, sampling_rate)
         except audio.AudioError as e:
-            raise InferenceError(f"{what}: {e}") from None
+            raise InferenceError(f"{flag} {e}") from None
+    rate = audio.SOVITS_SR
+    if isinstance(item, tuple):
+        if len(item) != 2:
+            raise InferenceError(f"{what}: give audio as a path, an array at 32 kHz or (array, sampling_rate)")
+        item, rate = item
     y = item.detach().cpu().numpy() if isinstance(item, torch.Tensor) else np.asarray(item)
     y = np.asarray(y, dtype=np.float32).reshape(-1)
     if y.size == 0 or not np.isfinite(y).all():
         raise InferenceError(f"{what}: the audio array is empty or holds NaN/inf")
-    return y
+    return audio.resample(y, int(rate), sampling_rate)
+
+
+def _name(item: AudioInput) -> str:
+    return os.fspath(item) if isinstance(item, (str, os.PathLike)) else "(array)"
 
 
 def reference_spectrogram(ref: AudioInput, config, device="cpu") -> torch.Tensor:
     """Linear spectrogram [1, 1025, T] of a reference at 32 kHz (official `get_spepc`)."""
     dc = config.data
-    y = torch.from_numpy(_load(ref, dc.sampling_rate, f"--ref {ref if isinstance(ref, (str, os.PathLike)) else 'array'}"))
+    y = torch.from_numpy(_load(ref, dc.sampling_rate, "--ref"))
     peak = float(y.abs().max())
     if peak > 1:  # official get_spepc: divide by min(2, peak)
         y = y / min(2.0, peak)
     if y.numel() < dc.filter_length:
-        raise InferenceError(f"--ref: the reference is too short ({y.numel() / dc.sampling_rate:.2f} s); "
+        raise InferenceError(f"--ref {_name(ref)}: the reference is too short ({y.numel() / dc.sampling_rate:.2f} s); "
                              f"give at least a second of speech (3-10 s is what the official UI asks for)")
     return audio.spectrogram(y.unsqueeze(0), dc.filter_length, dc.hop_length, dc.win_length).to(device)  # [1, F, T]
 
@@ -115,8 +129,8 @@ def source_codes(model, encoder, source: AudioInput, device="cpu") -> torch.Tens
     """Semantic codes [1, 1, T_c] (quantizer layer first, as `decode` takes them) of the source speech."""
     from .hubert import features
 
-    name = source if isinstance(source, (str, os.PathLike)) else "array"
-    y16 = _load(source, audio.HUBERT_SR, f"--source {name}")  # [N16]
+    name = _name(source)
+    y16 = _load(source, audio.HUBERT_SR, "--source")  # [N16]
     own_frames = features.hubert_frames(len(y16), encoder)
     if own_frames < 2:
         raise InferenceError(f"--source {name}: too short ({len(y16) / audio.HUBERT_SR:.2f} s) to give any "
@@ -149,12 +163,13 @@ def text_to_ids(text: str, lang: str, version: str = "v2") -> torch.Tensor:
     return torch.tensor([ids], dtype=torch.long)  # [1, L]
 
 
-def synthesize(model, *, ref: AudioInput | Sequence[AudioInput], source: AudioInput, text: str, lang: str,
+def synthesize(model, *, ref: AudioInput | list[AudioInput], source: AudioInput, text: str, lang: str,
                encoder=None, hubert: str | os.PathLike | None = None, noise_scale: float = 0.5,
                speed: float = 1.0, seed: int | None = None) -> np.ndarray:
     """32 kHz float32 waveform [N] saying `text` with the timbre of `ref` and the codes of `source`.
 
-    `model`: from `load_model` (or any eval-mode SynthesizerTrn with `loaded_from`/config).
+    `model`: from `load_model` (or any eval-mode SynthesizerTrn).
+    Audio (`ref`, `source`): a file path, a float array at 32 kHz, or (array, sampling_rate).
     `ref`: one reference or a list (their style vectors are averaged). `encoder`: a loaded
     content encoder (else `hubert` folder, else the shipped small HuBERT). `seed`: fixes the
     prior noise (noise_scale 0 is deterministic anyway).
@@ -167,7 +182,7 @@ def synthesize(model, *, ref: AudioInput | Sequence[AudioInput], source: AudioIn
     device = next(model.parameters()).device
     if encoder is None:
         encoder = load_encoder(hubert, model, device)
-    refs = list(ref) if isinstance(ref, (list, tuple)) else [ref]
+    refs = list(ref) if isinstance(ref, list) else [ref]
     if not refs:
         raise InferenceError("--ref: give at least one reference recording")
     specs = [reference_spectrogram(r, config, device) for r in refs]
