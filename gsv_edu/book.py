@@ -24,11 +24,14 @@ SAMPLE_LIST = SAMPLE_DIR / "sample.list"
 
 # ------------------------------------------------------------------------------------------ set-up
 
-def setup(seed: int = 0, threads: int | None = None, quiet: bool = False) -> torch.device:
+def setup(seed: int = 0, threads: int | None = 1, quiet: bool = False) -> torch.device:
     """Fix every seed, pick the device (the GPU if there is one, else the CPU), set plot defaults.
 
-    Returns the device. `threads` limits torch's CPU threads (default: torch's choice).
+    Returns the device. `threads` sets torch's CPU threads: 1 by default, because the chapters'
+    tiny models are too small to gain from more and the tests run two notebooks side by side;
+    `None` keeps torch's choice. The environment variable GSV_BOOK_THREADS overrides it.
     """
+    threads = int(os.environ.get("GSV_BOOK_THREADS", 0)) or threads
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
