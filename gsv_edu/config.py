@@ -386,9 +386,14 @@ def _tiny() -> Config:
     m.inter_channels, m.hidden_channels, m.filter_channels = 16, 32, 64
     m.n_layers, m.upsample_initial_channel, m.gin_channels = 4, 128, 64
     m.ssl_dim = TINY_SSL_DIM
-    t.segment_size, t.batch_size, t.fp16_run = 5120, 8, False
+    t.segment_size, t.batch_size, t.fp16_run = 5120, 4, False
     t.log_interval, t.save_every_epoch, t.epochs = 10, 1000, 1000
-    t.save_every_steps, t.max_steps = 100, 300
+    # Sized for `python -m gsv_edu.train` (no arguments) to prepare the sample corpus and train in
+    # under 10 minutes on 2 shared CPU cores: a narrow discriminator (0.78 M instead of 46.7 M
+    # parameters), a 4× higher learning rate than the official fine-tuning one (this model starts
+    # from scratch), 120 steps.
+    t.learning_rate, t.disc_channel_divisor = 4e-4, 8
+    t.save_every_steps, t.max_steps = 60, 120
     return cfg
 
 

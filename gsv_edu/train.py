@@ -173,22 +173,24 @@ def _mel_summary(run_dir: Path) -> tuple[tuple[int, float] | None, tuple[int, fl
 
 def train(config: Config, data_dir: str | os.PathLike, run_dir: str | os.PathLike, *,
           pretrained_g: str | None = None, pretrained_d: str | None = None, device: str = "auto",
-          progress: bool = True, quiet: bool = False) -> TrainResult:
+          progress: bool = True, quiet: bool = False, tensorboard: bool = True) -> TrainResult:
     """Train (or resume training) into `run_dir` on the prepared folder `data_dir`.
 
     Runs as one process, or as one rank of a `torchrun` launch (the process group is set up
     from the environment and torn down at the end). Raises `TrainingDiverged` when
-    `train.max_nonfinite_steps` consecutive steps had a non-finite loss.
+    `train.max_nonfinite_steps` consecutive steps had a non-finite loss. `tensorboard=False`
+    writes only metrics.jsonl and the log (no images or audio, which take time to render).
     """
     ctx = init_distributed(device)
     try:
-        return _train(config, Path(data_dir), Path(run_dir), ctx, pretrained_g, pretrained_d, progress, quiet)
+        return _train(config, Path(data_dir), Path(run_dir), ctx, pretrained_g, pretrained_d, progress, quiet,
+                      tensorboard)
     finally:
         ctx.close()
 
 
 def _train(cfg: Config, data_dir: Path, run_dir: Path, ctx: DistributedContext, pretrained_g, pretrained_d,
-           progress: bool, quiet: bool) -> TrainResult:
+           progress: bool, quiet: bool, tensorboard: bool) -> TrainResult:
     started = time.perf_counter()
     cfg.validate()
     tc = cfg.train
@@ -256,7 +258,8 @@ def _train(cfg: Config, data_dir: Path, run_dir: Path, ctx: DistributedContext, 
              f"{steps_per_epoch} batches of {tc.batch_size} per epoch and process, {ctx.world_size} process(es) on "
              f"{ctx.device}" + (f", autocast {trainer.autocast_dtype}" if trainer.autocast_enabled else ", float32"))
 
-    run_logger = RunLogger(run_dir, enabled=ctx.is_main, start_step=max(trainer.step, 0))
+    run_logger = RunLogger(run_dir, enabled=ctx.is_main, start_step=max(trainer.step, 0), tensorboard=tensorboard)
+    media_wanted = run_logger.writer is not None
     total_steps = tc.max_steps if tc.max_steps is not None else tc.epochs * steps_per_epoch
     bar = None
     if ctx.is_main and progress:
@@ -290,7 +293,7 @@ def _train(cfg: Config, data_dir: Path, run_dir: Path, ctx: DistributedContext, 
                 msg += f"; removed checkpoints of step(s) {', '.join(map(str, pruned))}"
             _log(log, bar, msg)
             clips = {k: v for k, v in (media or {}).items() if k.startswith("audio/")}
-            if media_batch is not None:
+            if media_batch is not None and media_wanted:
                 clips["audio/gen_full"] = trainer.synthesize_item(media_batch)
             run_logger.audio(trainer.step, clips, cfg.data.sampling_rate)
             run_logger.flush()
@@ -310,7 +313,7 @@ def _train(cfg: Config, data_dir: Path, run_dir: Path, ctx: DistributedContext, 
             trainer.epoch, trainer.batch_in_epoch = epoch, batches.skip
             for batch in loader:
                 next_step = trainer.step + 1
-                want_media = ctx.is_main and (next_step == 1 or next_step % tc.log_interval == 0
+                want_media = media_wanted and (next_step == 1 or next_step % tc.log_interval == 0
                                               or bool(tc.save_every_steps and next_step % tc.save_every_steps == 0)
                                               or next_step == tc.max_steps)
                 result = trainer.train_step(batch, media=want_media)

@@ -267,7 +267,7 @@ class Trainer:
             y_d_hat_r, y_d_hat_g, _, _ = self.d(y, y_hat.detach())
         loss_disc, losses_disc_r, losses_disc_g = discriminator_loss(y_d_hat_r, y_d_hat_g)  # fp32
         if not self._finite_everywhere(loss_disc):
-            return StepResult(False, reason=f"non-finite discriminator loss ({float(loss_disc):.4g})")
+            return StepResult(False, reason=f"non-finite discriminator loss ({float(loss_disc.detach()):.4g})")
         self.optim_d.zero_grad()
         self.scaler.scale(loss_disc).backward()
         self.scaler.unscale_(self.optim_d)
@@ -287,8 +287,9 @@ class Trainer:
             loss_gen, losses_gen = generator_loss(y_d_hat_g)
             loss_gen_all = loss_gen + loss_fm + loss_mel + kl_ssl * 1 + loss_kl
         if not self._finite_everywhere(loss_gen_all):
-            return StepResult(False, reason=f"non-finite generator loss (mel {float(loss_mel):.4g}, "
-                                            f"kl {float(loss_kl):.4g}, fm {float(loss_fm):.4g}, gen {float(loss_gen):.4g})")
+            parts = {"mel": loss_mel, "kl": loss_kl, "fm": loss_fm, "gen": loss_gen}
+            return StepResult(False, reason="non-finite generator loss (" + ", ".join(
+                f"{k} {float(v.detach()):.4g}" for k, v in parts.items()) + ")")
         self.optim_g.zero_grad()
         self.scaler.scale(loss_gen_all).backward()
         self.scaler.unscale_(self.optim_g)

@@ -24,8 +24,9 @@ def prepared(tmp_path_factory):
     return make_prepared(tmp_path_factory.mktemp("prepared"))
 
 
-def _run(prepared, out, *overrides, **kwargs):
-    return train(small_config(*overrides), prepared, out, device="cpu", progress=False, quiet=True, **kwargs)
+def _run(prepared, out, *overrides, tensorboard=False, **kwargs):
+    return train(small_config(*overrides), prepared, out, device="cpu", progress=False, quiet=True,
+                 tensorboard=tensorboard, **kwargs)
 
 
 def _load(path):
@@ -37,7 +38,7 @@ def straight_and_resumed(prepared, tmp_path_factory):
     """The same 4 steps: once straight, once as 2 steps + resume to 4 (with a different --set max_steps)."""
     straight = tmp_path_factory.mktemp("straight")
     resumed = tmp_path_factory.mktemp("resumed")
-    r_straight = _run(prepared, straight, "train.max_steps=4")
+    r_straight = _run(prepared, straight, "train.max_steps=4", tensorboard=True)
     r_first = _run(prepared, resumed, "train.max_steps=2")
     log_before = (resumed / "train.log").read_text()
     r_second = _run(prepared, resumed, "train.max_steps=4")
@@ -52,7 +53,7 @@ def test_checkpoint_files_have_the_official_layout(straight_and_resumed):
     for ckpt in (g, d):
         assert {"model", "iteration", "optimizer", "learning_rate"} <= set(ckpt)
         assert ckpt["iteration"] == 1 and ckpt["step"] == 4  # iteration is the epoch (official)
-        assert ckpt["learning_rate"] == pytest.approx(1e-4)
+        assert ckpt["learning_rate"] == pytest.approx(small_config().train.learning_rate)  # the base lr
     assert any(k.startswith("enc_q.") for k in g["model"])  # training checkpoints keep the posterior encoder
     assert all(v.dtype == torch.float32 for v in g["model"].values() if v.is_floating_point())
     assert any(k.startswith("discriminators.") for k in d["model"])
@@ -85,11 +86,6 @@ def test_max_steps_counts_resumed_steps_and_stops_when_reached(straight_and_resu
     again = _run(prepared, resumed, "train.max_steps=4")
     assert again.stop_reason == "already done" and again.step == 4
     assert sorted(p.name for p in resumed.rglob("*.pth")) == before
-
-
-def test_keep_last_prunes_old_checkpoints(prepared, tmp_path):
-    _run(prepared, tmp_path, "train.max_steps=6", "train.keep_last=2")
-    assert list_checkpoints(checkpoint_dir(tmp_path, "v2")) == [4, 6]
 
 
 def test_training_checkpoint_and_export_decode_identically(straight_and_resumed):
@@ -128,17 +124,19 @@ def test_generator_param_groups_match_the_official(prepared):
     assert id(t.net_g.ssl_proj.weight) in ids[0]
 
 
-def test_scheduler_steps_before_the_first_epoch_and_after_each(prepared, tmp_path):
-    # 4 items repeated to 100 → with batch 25, 4 batches per epoch; γ = 0.5 makes each step visible
-    result = _run(prepared, tmp_path, "train.batch_size=25", "train.lr_decay=0.5", "train.max_steps=6",
-                  "train.save_every_steps=null", "train.learning_rate=0.001")
+def test_scheduler_steps_before_the_first_epoch_and_after_each_and_keep_last(prepared, tmp_path, monkeypatch):
+    from gsv_edu import dataset
+
+    monkeypatch.setattr(dataset, "MIN_ITEMS", 4)  # no repetition of the 4 items: 2 batches per epoch
+    result = _run(prepared, tmp_path, "train.lr_decay=0.5", "train.max_steps=6", "train.learning_rate=0.001",
+                  "train.keep_last=2")
     lrs = {r["step"]: r["learning_rate"] for r in read_metrics(tmp_path)}
-    assert lrs[1] == pytest.approx(1e-3 * 0.5)   # epoch 1 already at lr·γ (official quirk)
-    assert lrs[4] == pytest.approx(1e-3 * 0.5)
-    assert lrs[5] == pytest.approx(1e-3 * 0.25)  # epoch 2 at lr·γ²
-    assert result.epoch == 2
+    # γ = 0.5 makes each scheduler step visible; epoch 1 already runs at lr·γ (official quirk)
+    assert [lrs[s] for s in range(1, 7)] == pytest.approx([1e-3 * 0.5 ** e for e in (1, 1, 2, 2, 3, 3)])
+    assert result.epoch == 3
     g = _load(checkpoint_dir(tmp_path, "v2") / "G_6.pth")
-    assert [pg["lr"] for pg in g["optimizer"]["param_groups"]] == pytest.approx([2.5e-4, 1e-4, 1e-4, 1e-4])
+    assert [pg["lr"] for pg in g["optimizer"]["param_groups"]] == pytest.approx([1.25e-4, 5e-5, 5e-5, 5e-5])
+    assert list_checkpoints(checkpoint_dir(tmp_path, "v2")) == [4, 6]  # saved at 2, 4, 6; keep_last=2
 
 
 def test_a_nonfinite_loss_skips_the_step(prepared, tmp_path, monkeypatch, caplog):
@@ -199,3 +197,33 @@ def test_pretrained_weights_are_loaded_with_a_summary(straight_and_resumed, prep
     assert "pretrained D" in text
     cfg = json.loads((tmp_path / "config.json").read_text())
     assert cfg["train"]["pretrained_s2G"] == str(export)
+
+
+def test_narrow_discriminator_has_the_official_keys():
+    from gsv_edu.discriminators import MultiPeriodDiscriminator
+
+    official = MultiPeriodDiscriminator(False, "v2").state_dict()
+    narrow = MultiPeriodDiscriminator(False, "v2", channel_divisor=8)
+    assert list(narrow.state_dict()) == list(official)
+    assert sum(p.numel() for p in narrow.parameters()) == 778106  # official: 46,747,132
+    y = torch.randn(2, 1, 2560)
+    scores_r, scores_g, fmaps_r, fmaps_g = narrow(y, y.flip(-1))
+    assert len(scores_r) == 6 and all(s.shape[0] == 2 for s in scores_r)
+    with pytest.raises(ValueError, match="channel_divisor"):
+        MultiPeriodDiscriminator(channel_divisor=3)
+
+
+def test_tensorboard_gets_the_official_tags_images_and_audio(straight_and_resumed):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    straight, *_ = straight_and_resumed
+    events = EventAccumulator(str(straight), size_guidance={"images": 0, "audio": 0, "scalars": 0})
+    events.Reload()
+    tags = events.Tags()
+    for tag in ("loss/g/total", "loss/d/total", "learning_rate", "grad_norm_d", "grad_norm_g", "loss/g/fm",
+                "loss/g/mel", "loss/g/kl_ssl", "loss/g/kl", "loss/g/0", "loss/d_r/0", "loss/d_g/5"):
+        assert tag in tags["scalars"], tag
+    assert [e.step for e in events.Scalars("loss/g/mel")] == [1, 2, 3, 4]
+    assert {"slice/mel_org", "slice/mel_gen", "all/mel", "all/stats_ssl"} <= set(tags["images"])
+    assert {"audio/real_slice", "audio/gen_slice", "audio/gen_full"} <= set(tags["audio"])
+    assert all(e.value == 0.0 for e in events.Scalars("loss/g/kl_ssl"))  # frozen quantizer: no commitment loss
