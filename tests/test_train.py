@@ -6,6 +6,7 @@ Runs the real `gsv_edu.train.train` on a synthetic prepared folder with a shrunk
 from __future__ import annotations
 
 import json
+import math
 import logging
 
 import pytest
@@ -227,3 +228,25 @@ def test_tensorboard_gets_the_official_tags_images_and_audio(straight_and_resume
     assert {"slice/mel_org", "slice/mel_gen", "all/mel", "all/stats_ssl"} <= set(tags["images"])
     assert {"audio/real_slice", "audio/gen_slice", "audio/gen_full"} <= set(tags["audio"])
     assert all(e.value == 0.0 for e in events.Scalars("loss/g/kl_ssl"))  # frozen quantizer: no commitment loss
+
+
+@pytest.mark.parametrize("dtype, scaler", [(torch.bfloat16, False), (torch.float16, True)])
+def test_mixed_precision_step_runs(prepared, dtype, scaler):
+    """The CUDA mixed-precision path (autocast + GradScaler for fp16), exercised with CPU autocast."""
+    from gsv_edu.dataset import TextAudioSpeakerCollate, TextAudioSpeakerDataset
+
+    cfg = small_config()
+    torch.manual_seed(0)
+    t = trainer_module.Trainer(cfg)
+    t.autocast_enabled, t.autocast_dtype = True, dtype
+    if scaler:
+        t.scaler = torch.amp.GradScaler("cpu", enabled=True, init_scale=2.0 ** 4)
+    data = TextAudioSpeakerDataset(prepared, cfg)
+    batch = TextAudioSpeakerCollate()([data[0], data[1]])
+    before = t.net_g.dec.conv_pre.weight.detach().clone()
+    result = t.train_step(batch, media=True)
+    assert result.ok, result.reason
+    assert all(math.isfinite(v) for v in result.scalars.values())
+    assert result.media["slice/mel_gen"].dtype == torch.float32
+    assert not torch.equal(before, t.net_g.dec.conv_pre.weight)  # the generator was updated
+    assert t.net_g.dec.conv_pre.weight.dtype == torch.float32    # master weights stay fp32
