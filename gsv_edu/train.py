@@ -65,7 +65,7 @@ class TrainResult:
     resumed_from: int | None = None  # the checkpoint step the run continued from
     export_path: str | None = None
     first_mel: tuple[int, float] | None = None  # (step, value) of the first logged mel loss of the run folder
-    last_mel: tuple[int, float] | None = None
+    last_mel: tuple[int, float] | None = None   # (last step, mean of the last three logged values)
     seconds: float = 0.0
 
 
@@ -165,10 +165,12 @@ def _check_run_config(cfg: Config, run_dir: Path) -> None:
 
 
 def _mel_summary(run_dir: Path) -> tuple[tuple[int, float] | None, tuple[int, float] | None]:
+    """((step, mel) of the first logged step, (last step, mean mel of the last three log intervals))."""
     rows = [r for r in read_metrics(run_dir) if r.get("loss/g/mel") is not None]
     if not rows:
         return None, None
-    return (rows[0]["step"], rows[0]["loss/g/mel"]), (rows[-1]["step"], rows[-1]["loss/g/mel"])
+    last = rows[-3:] if len(rows) > 3 else rows[-1:]
+    return (rows[0]["step"], rows[0]["loss/g/mel"]), (rows[-1]["step"], sum(r["loss/g/mel"] for r in last) / len(last))
 
 
 def train(config: Config, data_dir: str | os.PathLike, run_dir: str | os.PathLike, *,
@@ -386,8 +388,8 @@ def _train(cfg: Config, data_dir: Path, run_dir: Path, ctx: DistributedContext, 
     if ctx.is_main:
         result.first_mel, result.last_mel = _mel_summary(run_dir)
         if result.first_mel and result.last_mel:
-            log.info(f"loss_mel (c_mel · L1 of the log-mel): {result.first_mel[1]:.3f} at step {result.first_mel[0]} "
-                     f"→ {result.last_mel[1]:.3f} at step {result.last_mel[0]} (mean over its log interval)")
+            log.info(f"loss_mel (c_mel · L1 of the log-mel): {result.first_mel[1]:.2f} at step {result.first_mel[0]} "
+                     f"→ {result.last_mel[1]:.2f} at step {result.last_mel[0]} (mean of the last 3 log lines)")
         log.info(f"done: step {trainer.step}, epoch {trainer.epoch} ({stop_reason}) in {result.seconds:.0f} s; "
                  f"weights: {result.export_path}")
     return result
