@@ -33,9 +33,6 @@ gsv_edu additions / differences (no effect on a normal step's numbers on the CPU
 """
 from __future__ import annotations
 
-import contextlib
-import logging
-import math
 import warnings
 from dataclasses import dataclass, field
 
@@ -53,7 +50,6 @@ from .models import MultiPeriodDiscriminator, SynthesizerTrn
 __all__ = ["Trainer", "StepResult", "generator_param_groups", "grad_norm", "load_matching", "weights_fingerprint",
            "LOW_LR_MODULES"]
 
-logger = logging.getLogger("gsv_edu.train")
 
 # s2_train.py: these generator parts train at lr · text_low_lr_rate (groups 2, 3, 4 of optim_g).
 LOW_LR_MODULES = ("enc_p.text_embedding", "enc_p.encoder_text", "enc_p.mrte")
@@ -201,6 +197,15 @@ class Trainer:
             warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
             self.sched_g.step()
             self.sched_d.step()
+
+    @property
+    def iteration(self) -> int:
+        """The epoch the last step belongs to (the official checkpoints' `iteration`, and the e in exports).
+
+        `epoch`/`batch_in_epoch` name the *next* batch; right after an epoch ends they point at the
+        start of the following one.
+        """
+        return self.epoch - 1 if self.batch_in_epoch == 0 and self.epoch > 1 else self.epoch
 
     @property
     def learning_rate(self) -> float:
@@ -355,7 +360,7 @@ class Trainer:
     def checkpoint_states(self, rng: list | None = None) -> tuple[dict, dict]:
         """(G file dict, D file dict): the official keys plus ours (module docstring of training_checkpoints)."""
         lr = self.cfg.train.learning_rate
-        common = {"iteration": self.epoch, "learning_rate": lr, "step": self.step, "epoch": self.epoch,
+        common = {"iteration": self.iteration, "learning_rate": lr, "step": self.step, "epoch": self.epoch,
                   "batch_in_epoch": self.batch_in_epoch}
         g = {"model": self.net_g.state_dict(), "optimizer": self.optim_g.state_dict(),
              "scheduler": self.sched_g.state_dict(), **common,

@@ -1,0 +1,381 @@
+"""One training run: set up or resume, loop over epochs and batches, checkpoint, export, log.
+
+Mirrors `run()` (set-up, resume or pretrained initialisation, schedulers, the epoch loop) and
+`train_and_evaluate()` (one epoch: steps, logging, checkpoints) of `GPT_SoVITS/s2_train.py`
+(reference §8); the step itself is `gsv_edu.trainer.Trainer.train_step`.
+
+The run folder (`RUN`) is laid out like the official experiment folder:
+
+    RUN/config.json                      the config (s2.json layout) of the run
+    RUN/logs_s2_{version}/G_{step}.pth   training checkpoints (+ D_{step}.pth), see training_checkpoints
+    RUN/weights/{name}_e{epoch}_s{step}.pth   exported fp16 weights (the official UI loads these)
+    RUN/train.log, RUN/events.out.tfevents.*, RUN/metrics.jsonl   logs, see logging_utils
+
+Order of events, as the official: before the first epoch the schedulers are stepped once
+(quirk §13.9); after each batch: log every `log_interval` steps; at the end of an epoch:
+checkpoint (+ export) every `save_every_epoch` epochs, then a scheduler step. gsv_edu adds
+checkpoints every `save_every_steps` steps, the stop at `max_steps` (with a checkpoint), and
+an export at the end.
+
+Position bookkeeping: `trainer.epoch` / `trainer.batch_in_epoch` always name the next batch to
+train on, so a checkpoint taken anywhere (mid-epoch, or after the last batch of an epoch but
+before its scheduler step) resumes exactly.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .config import Config, ConfigError
+from .distributed import DistributedContext, barrier, gather_objects
+from .logging_utils import RunLogger, read_metrics, setup_logging
+from .trainer import StepResult, Trainer, weights_fingerprint
+from .training_checkpoints import (capture_rng_state, checkpoint_dir, latest_checkpoint, load_pair,
+                                   prune_checkpoints, restore_rng_state, save_pair)
+from .training_data import check_prepared, make_loader
+
+__all__ = ["TrainingRun", "TrainResult", "TrainingDiverged", "CONFIG_FILE", "WEIGHTS_DIR"]
+
+CONFIG_FILE = "config.json"
+WEIGHTS_DIR = "weights"
+
+
+class TrainingDiverged(RuntimeError):
+    """Too many consecutive steps had a non-finite loss; the run stopped (checkpoints untouched)."""
+
+
+@dataclass
+class TrainResult:
+    """What a run did. Mel losses are the logged `loss/g/mel` (= c_mel · L1) values."""
+
+    run_dir: Path
+    step: int
+    epoch: int
+    stop_reason: str                 # "max_steps", "epochs" or "already done"
+    resumed_from: int | None = None  # the checkpoint step the run continued from
+    export_path: str | None = None
+    first_mel: tuple[int, float] | None = None  # (step, value) of the first logged mel loss of the run folder
+    last_mel: tuple[int, float] | None = None   # (last step, mean of the last three logged values)
+    seconds: float = 0.0
+
+
+class TrainingRun:
+    """Everything one call of `gsv_edu.train.train` does, in the order of the official `run()`."""
+
+    def __init__(self, cfg: Config, data_dir: Path, run_dir: Path, ctx: DistributedContext, *,
+                 progress: bool = True, quiet: bool = False, tensorboard: bool = True):
+        self.cfg, self.data_dir, self.run_dir, self.ctx = cfg, data_dir, run_dir, ctx
+        self.progress, self.quiet, self.tensorboard = progress, quiet, tensorboard
+        self.started = time.perf_counter()
+        self.log = None
+        self.trainer: Trainer | None = None
+        self.bar = None
+        self.run_logger: RunLogger | None = None
+        self.resumed_from: int | None = None
+        self.last_saved: int | None = None   # step of the newest checkpoint of this run folder
+        self.export_path: str | None = None
+        self.nonfinite = 0                   # consecutive skipped steps
+        self._sums: dict[str, float] = {}    # scalars summed since the last log line
+        self._count = 0
+        self._interval_start = time.perf_counter()
+        self._last = (None, None)            # (batch, media) of the last good step, for the final audio
+
+    # ------------------------------------------------------------------ set-up
+    def setup(self, pretrained_g: str | None = None, pretrained_d: str | None = None) -> None:
+        cfg, ctx, run_dir = self.cfg, self.ctx, self.run_dir
+        cfg.validate()
+        if ctx.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        barrier(ctx)
+        self.log = setup_logging(run_dir, ctx.is_main, self.quiet)
+        check_prepared(cfg, self.data_dir)
+        self._check_run_config()
+        self._record_run_fields(pretrained_g, pretrained_d)
+        if ctx.device.type == "cuda":  # official: TF32 allowed, medium matmul precision, no cudnn benchmark
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+            torch.backends.cudnn.benchmark = False
+            torch.set_float32_matmul_precision("medium")
+        elif cfg.train.fp16_run:
+            self.log.info("note: train.fp16_run is ignored on the CPU (float32)")
+
+        torch.manual_seed(cfg.train.seed)  # official: the same seed on every rank
+        self.trainer = Trainer(cfg, ctx)
+        self.ckpt_dir = checkpoint_dir(run_dir, cfg.version)
+        self.dataset, self.sampler, self.batches, self.loader = make_loader(cfg, self.data_dir, ctx)
+        self.steps_per_epoch = len(self.sampler)
+        rng_state, exact = self._resume_or_initialise()
+        if ctx.is_main:
+            cfg.save(run_dir / CONFIG_FILE)
+        self.trainer.wrap_ddp()
+        if not exact:
+            self.trainer.step_schedulers()  # official quirk (reference §13.9): before the first epoch too
+        if rng_state is not None:
+            restore_rng_state(rng_state, ctx.device)
+
+        t = self.trainer
+        n_g = sum(p.numel() for p in t.net_g.parameters())
+        n_d = sum(p.numel() for p in t.net_d.parameters())
+        self.log.info(f"{cfg.version} SoVITS: G {n_g / 1e6:.2f} M, D {n_d / 1e6:.2f} M parameters; {len(self.dataset)} "
+                      f"items, {self.steps_per_epoch} batches of {cfg.train.batch_size} per epoch and process, "
+                      f"{ctx.world_size} process(es) on {ctx.device}"
+                      + (f", autocast {t.autocast_dtype}" if t.autocast_enabled else ", float32"))
+        self.run_logger = RunLogger(run_dir, enabled=ctx.is_main, start_step=max(t.step, 0),
+                                    tensorboard=self.tensorboard)
+        self.media_wanted = self.run_logger.writer is not None
+        if ctx.is_main and self.progress:
+            from tqdm.auto import tqdm
+
+            tc = cfg.train
+            total = tc.max_steps if tc.max_steps is not None else tc.epochs * self.steps_per_epoch
+            self.bar = tqdm(total=total, initial=min(t.step, total), unit="step", dynamic_ncols=True, desc="train",
+                            file=sys.stderr)
+
+    def _check_run_config(self) -> None:
+        """A run folder keeps its model: refuse to resume it with other model/data settings."""
+        path = self.run_dir / CONFIG_FILE
+        if not path.is_file():
+            return
+        try:
+            old = Config.load(path)
+        except ConfigError:
+            return
+        for section in ("model", "data"):
+            a, b = getattr(old, section), getattr(self.cfg, section)
+            diffs = [k for k in vars(a) if k != "exp_dir" and getattr(a, k) != getattr(b, k)]
+            if diffs:
+                k = diffs[0]
+                raise ConfigError(f"{self.run_dir} was trained with {section}.{k} = {getattr(a, k)!r}, this run has "
+                                  f"{getattr(b, k)!r}: use another --out folder (or the same settings) to continue it")
+        old_div, new_div = old.train.disc_channel_divisor, self.cfg.train.disc_channel_divisor
+        if old_div != new_div:
+            raise ConfigError(f"{self.run_dir} was trained with train.disc_channel_divisor = {old_div}; this run has "
+                              f"{new_div}: use another --out folder")
+
+    def _record_run_fields(self, pretrained_g, pretrained_d) -> None:
+        """The fields the official web UI writes into the training config (exported with the weights)."""
+        cfg = self.cfg
+        cfg.top["name"] = cfg.top.get("name") or self.run_dir.resolve().name
+        cfg.top.setdefault("version", cfg.version)
+        cfg.top["s2_ckpt_dir"] = str(self.run_dir)
+        cfg.top["save_weight_dir"] = str(self.run_dir / WEIGHTS_DIR)
+        cfg.data.exp_dir = str(self.data_dir)
+        cfg.train.pretrained_s2G = pretrained_g or cfg.train.pretrained_s2G
+        cfg.train.pretrained_s2D = pretrained_d or cfg.train.pretrained_s2D
+
+    def _resume_or_initialise(self) -> tuple[dict | None, bool]:
+        """Resume from the newest checkpoint, or start fresh (from pretrained weights if given).
+
+        Returns (this rank's saved RNG state or None, whether the resume is exact).
+        """
+        t, log, ctx = self.trainer, self.log, self.ctx
+        latest = latest_checkpoint(self.ckpt_dir)
+        if latest is None:
+            for line in t.load_pretrained(self.cfg.train.pretrained_s2G or None, self.cfg.train.pretrained_s2D or None):
+                log.info(line)
+            log.info(f"starting a new run in {self.run_dir}")
+            return None, False
+        pair = load_pair(self.ckpt_dir, latest)
+        t.load_checkpoint_states(pair.g, pair.d, pair.g_path, pair.d_path)
+        self.resumed_from = self.last_saved = latest
+        if pair.is_official_only:
+            t.step = (t.epoch - 1) * self.steps_per_epoch  # official: global_step from the epoch
+            self.last_saved = t.step
+            log.info(f"resuming from the official checkpoint {pair.g_path} (epoch {t.epoch - 1} done): "
+                     f"starting epoch {t.epoch} at step {t.step}")
+            return None, False
+        rng = pair.g.get("rng") or []
+        if rng and len(rng) != ctx.world_size:
+            log.warning(f"the checkpoint was written by {len(rng)} process(es), this run has {ctx.world_size}: "
+                        f"the data order and random numbers will differ from an uninterrupted run")
+        log.info(f"resuming from {pair.g_path}: step {t.step}, epoch {t.epoch}, "
+                 f"batch {t.batch_in_epoch} of {self.steps_per_epoch}")
+        state = rng[ctx.rank] if ctx.rank < len(rng) else (rng[0] if rng else None)
+        return state, True
+
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> TrainResult:
+        tc, t = self.cfg.train, self.trainer
+        try:
+            if tc.max_steps is not None and t.step >= tc.max_steps:
+                stop_reason = "already done"
+                self.log.info(f"{self.run_dir} is already at step {t.step} ≥ train.max_steps = {tc.max_steps}: nothing "
+                              f"to train (raise it with --set train.max_steps=N to continue, or use another --out)")
+            else:
+                stop_reason = "epochs"
+                first_epoch, skip = t.epoch, t.batch_in_epoch
+                for epoch in range(first_epoch, tc.epochs + 1):
+                    if self.train_epoch(epoch, skip if epoch == first_epoch else 0):
+                        stop_reason = "max_steps"
+                        break
+                    # end of the epoch (official order: checkpoint, then the scheduler step)
+                    if epoch % tc.save_every_epoch == 0 and self.last_saved != t.step:
+                        self.save(f"every {tc.save_every_epoch} epochs")
+                    t.step_schedulers()
+                    t.epoch, t.batch_in_epoch = epoch + 1, 0
+                if self.last_saved != t.step:
+                    self.save("end", *self._last)
+                elif self.ctx.is_main and self.export_path is None:
+                    self._message(f"exported {self._export()}")
+        finally:
+            if self.bar is not None:
+                self.bar.close()
+            if self.run_logger is not None:
+                self.run_logger.close()
+        self._check_ranks_agree()
+        return self._result(stop_reason)
+
+    def train_epoch(self, epoch: int, skip: int) -> bool:
+        """Train on the batches of `epoch` from number `skip` on; True when max_steps was reached."""
+        tc, t = self.cfg.train, self.trainer
+        self.batches.set_epoch(epoch, skip)
+        t.epoch, t.batch_in_epoch = epoch, skip
+        for batch in self.loader:
+            next_step = t.step + 1
+            want_media = self.media_wanted and (
+                next_step == 1 or next_step % tc.log_interval == 0 or next_step == tc.max_steps
+                or bool(tc.save_every_steps and next_step % tc.save_every_steps == 0))
+            result = t.train_step(batch, media=want_media)
+            t.batch_in_epoch += 1
+            if not result.ok:
+                self._skipped(next_step, result)
+                continue
+            self.nonfinite = 0
+            t.step += 1
+            self._last = (batch, result.media)
+            self._after_step(epoch, result)
+            if tc.save_every_steps and t.step % tc.save_every_steps == 0:
+                self.save(f"every {tc.save_every_steps} steps", batch, result.media)
+            if tc.max_steps is not None and t.step >= tc.max_steps:
+                return True
+        return False
+
+    def _skipped(self, step: int, result: StepResult) -> None:
+        tc = self.cfg.train
+        self.nonfinite += 1
+        self.log.warning(f"step {step}: {result.reason}; update skipped ({self.nonfinite} in a row, the limit is "
+                         f"train.max_nonfinite_steps = {tc.max_nonfinite_steps})")
+        if self.nonfinite >= tc.max_nonfinite_steps:
+            latest = latest_checkpoint(self.ckpt_dir)
+            last_good = self.ckpt_dir / f"G_{latest}.pth" if latest is not None else "(none yet)"
+            raise TrainingDiverged(
+                f"training stopped: {self.nonfinite} consecutive steps with a non-finite loss or gradient "
+                f"(last: {result.reason}). No checkpoint was written since; the last good one is {last_good}. "
+                f"Try a lower train.learning_rate, train.fp16_run=false or train.amp_dtype=bfloat16, and check the data.")
+
+    def _after_step(self, epoch: int, result: StepResult) -> None:
+        """Progress bar, and every `log_interval` steps (and at step 1): the log line, scalars, images."""
+        t, tc = self.trainer, self.cfg.train
+        for k, v in result.scalars.items():
+            self._sums[k] = self._sums.get(k, 0.0) + v
+        self._count += 1
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(mel=f"{result.scalars['loss/g/mel']:.2f}", d=f"{result.scalars['loss/d/total']:.2f}",
+                                 refresh=False)
+        if not self.ctx.is_main or not (t.step == 1 or t.step % tc.log_interval == 0):
+            return
+        now = time.perf_counter()
+        means = {k: v / self._count for k, v in self._sums.items()}
+        means["learning_rate"] = t.learning_rate
+        seconds_per_step = (now - self._interval_start) / self._count
+        self.run_logger.scalars(t.step, means, extra={"epoch": epoch, "s_per_step": round(seconds_per_step, 4)})
+        if result.media:
+            self.run_logger.images(t.step, {k: v for k, v in result.media.items() if k.startswith(("slice/", "all/"))})
+        pct = 100.0 * t.batch_in_epoch / max(1, self.steps_per_epoch)
+        self._message(
+            f"step {t.step} | epoch {epoch} [{pct:.0f}%] | d {means['loss/d/total']:.3f} | gen {means['loss/g/gen']:.3f} "
+            f"| fm {means['loss/g/fm']:.3f} | mel {means['loss/g/mel']:.3f} | kl_ssl {means['loss/g/kl_ssl']:.3f} | "
+            f"kl {means['loss/g/kl']:.3f} | lr {means['learning_rate']:.3e} | grad norm d {means['grad_norm_d']:.2f} "
+            f"g {means['grad_norm_g']:.2f} | {seconds_per_step:.2f} s/step")
+        self._sums, self._count, self._interval_start = {}, 0, now
+
+    # ------------------------------------------------------------------ saving
+    def save(self, reason: str, media_batch=None, media: dict | None = None) -> None:
+        """Checkpoint (and export) at the current step; every rank calls it at the same step."""
+        t, ctx = self.trainer, self.ctx
+        if not all(gather_objects(t.weights_finite(), ctx)):
+            self.log.error(f"step {t.step}: the weights are not finite; NOT saving (the last good checkpoint is kept)")
+            return
+        rng = gather_objects(capture_rng_state(ctx.device), ctx)
+        g_state, d_state = t.checkpoint_states(rng)
+        if ctx.is_main:
+            g_path, _ = save_pair(self.ckpt_dir, t.step, g_state, d_state)
+            pruned = prune_checkpoints(self.ckpt_dir, self.cfg.train.keep_last)
+            message = f"saved {g_path} and D_{t.step}.pth ({reason})"
+            if self.cfg.train.if_save_every_weights or reason == "end":
+                message += f"; exported {self._export()}"
+            if pruned:
+                message += f"; removed the checkpoints of step(s) {', '.join(map(str, pruned))}"
+            self._message(message)
+            clips = {k: v for k, v in (media or {}).items() if k.startswith("audio/")}
+            if media_batch is not None and self.media_wanted:
+                clips["audio/gen_full"] = t.synthesize_item(media_batch)
+            self.run_logger.audio(t.step, clips, self.cfg.data.sampling_rate)
+            self.run_logger.flush()
+        self.last_saved = t.step
+        barrier(ctx)
+
+    def _export(self) -> str:
+        """Official-format fp16 weights (process_ckpt.savee layout) in RUN/weights/."""
+        from .checkpoints import save_sovits
+
+        t = self.trainer
+        path = self.run_dir / WEIGHTS_DIR / f"{self.cfg.top['name']}_e{t.iteration}_s{t.step}.pth"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.export_path = save_sovits(t.net_g, path, self.cfg, t.iteration, t.step)
+        return self.export_path
+
+    # ------------------------------------------------------------------ the end
+    def _message(self, text: str) -> None:
+        """A log line that does not tear the progress bar."""
+        if self.bar is not None:
+            self.bar.clear()
+        self.log.info(text)
+        if self.bar is not None:
+            self.bar.refresh()
+
+    def _check_ranks_agree(self) -> None:
+        """With several processes: compare every rank's weights (DDP must keep them identical)."""
+        if not self.ctx.is_distributed:
+            return
+        t = self.trainer
+        prints = gather_objects((weights_fingerprint(t.net_g), weights_fingerprint(t.net_d)), self.ctx)
+        g_prints, d_prints = [p[0] for p in prints], [p[1] for p in prints]
+        agree = len(set(g_prints)) == 1 and len(set(d_prints)) == 1
+        (self.log.info if agree else self.log.error)(
+            f"weights of the {self.ctx.world_size} ranks: G {g_prints} D {d_prints} "
+            f"({'identical' if agree else 'DIFFERENT: the processes went out of sync'})")
+
+    def _result(self, stop_reason: str) -> TrainResult:
+        t = self.trainer
+        result = TrainResult(run_dir=self.run_dir, step=t.step, epoch=t.iteration, stop_reason=stop_reason,
+                             resumed_from=self.resumed_from, export_path=self.export_path or self._latest_export(),
+                             seconds=time.perf_counter() - self.started)
+        if self.ctx.is_main:
+            result.first_mel, result.last_mel = mel_summary(self.run_dir)
+            if result.first_mel and result.last_mel:
+                self.log.info(f"loss_mel (c_mel · L1 of the log-mel): {result.first_mel[1]:.2f} at step "
+                              f"{result.first_mel[0]} → {result.last_mel[1]:.2f} at step {result.last_mel[0]} "
+                              f"(mean of the last 3 log lines)")
+            self.log.info(f"done: step {t.step}, epoch {t.iteration} ({stop_reason}) in {result.seconds:.0f} s; "
+                          f"weights: {result.export_path}")
+        return result
+
+    def _latest_export(self) -> str | None:
+        folder = self.run_dir / WEIGHTS_DIR
+        files = sorted(folder.glob("*.pth"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
+        return str(files[-1]) if files else None
+
+
+def mel_summary(run_dir: Path) -> tuple[tuple[int, float] | None, tuple[int, float] | None]:
+    """((step, mel) of the first logged step, (last step, mean mel of the last three log lines))."""
+    rows = [r for r in read_metrics(run_dir) if r.get("loss/g/mel") is not None]
+    if not rows:
+        return None, None
+    last = rows[-3:] if len(rows) > 3 else rows[-1:]
+    return (rows[0]["step"], rows[0]["loss/g/mel"]), (rows[-1]["step"], sum(r["loss/g/mel"] for r in last) / len(last))
