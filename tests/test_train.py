@@ -250,3 +250,30 @@ def test_mixed_precision_step_runs(prepared, dtype, scaler):
     assert result.media["slice/mel_gen"].dtype == torch.float32
     assert not torch.equal(before, t.net_g.dec.conv_pre.weight)  # the generator was updated
     assert t.net_g.dec.conv_pre.weight.dtype == torch.float32    # master weights stay fp32
+
+
+def test_resume_from_an_official_checkpoint(prepared, tmp_path, monkeypatch, caplog):
+    """Files with only the official keys (utils.save_checkpoint): resume at the next epoch, lr = base·γ^epoch."""
+    from gsv_edu import dataset
+    from gsv_edu.checkpoints import save_training_checkpoint
+
+    monkeypatch.setattr(dataset, "MIN_ITEMS", 4)  # 4 items, batch 2: 2 batches per epoch
+    overrides = ("train.lr_decay=0.5", "train.learning_rate=0.001", "train.save_every_steps=null")
+    _run(prepared, tmp_path, "train.max_steps=2", *overrides)  # one epoch; checkpoint at the end (step 2)
+    folder = checkpoint_dir(tmp_path, "v2")
+    t = trainer_module.Trainer(small_config(*overrides))
+    g, d = _load(folder / "G_2.pth"), _load(folder / "D_2.pth")
+    t.net_g.load_state_dict(g["model"])
+    t.net_d.load_state_dict(d["model"])
+    t.optim_g.load_state_dict(g["optimizer"])
+    t.optim_d.load_state_dict(d["optimizer"])
+    for kind, net, optim in (("G", t.net_g, t.optim_g), ("D", t.net_d, t.optim_d)):
+        save_training_checkpoint(net, optim, 1e-3, 1, folder / f"{kind}_2.pth")  # the official layout only
+    assert "step" not in _load(folder / "G_2.pth")
+
+    with caplog.at_level(logging.INFO, logger="gsv_edu.train"):
+        result = _run(prepared, tmp_path, "train.max_steps=4", *overrides)
+    assert "resuming from the official checkpoint" in caplog.text and "starting epoch 2 at step 2" in caplog.text
+    lrs = {r["step"]: r["learning_rate"] for r in read_metrics(tmp_path)}
+    assert lrs[3] == pytest.approx(1e-3 * 0.5 ** 2)  # epoch 2 of an uninterrupted run
+    assert result.step == 4 and result.epoch == 2
