@@ -67,8 +67,11 @@ class PretrainConfig:
     mask_length: int = 10
     final_dim: int = 64  # projection width for the cosine logits (base: 256)
     logit_temp: float = 0.1
+    # weight of the loss on unmasked frames. HuBERT uses 0 (α = 1, masked frames only); with our
+    # 1000-step budget that barely learns (masked accuracy ≈ 0.02 after 470 steps), so we add it.
+    unmasked_weight: float = 1.0
     # optimisation
-    steps: int = 2000
+    steps: int = 1000
     batch_size: int = 4
     crop_frames: int = 100  # 2.0 s crops
     lr: float = 1e-3
@@ -224,7 +227,8 @@ def pretrain(utterances: list[np.ndarray], labels: list[np.ndarray], cfg: Pretra
         while step < stop:
             step = _train_step(model, head, opt, params, utterances, labels, cfg, gen, step, history)
             bar.update(1)
-            bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", acc=f"{history[-1]['acc']:.2f}")
+            bar.set_postfix(loss=f"{history[-1]['loss']:.3f}", acc=f"{history[-1]['acc']:.2f}",
+                            acc_unmasked=f"{history[-1]['acc_unmasked']:.2f}")
             if step % cfg.checkpoint_every == 0:
                 save()
     seconds = time.perf_counter() - t_start
@@ -244,14 +248,18 @@ def _train_step(model, head, opt, params, utterances, labels, cfg: PretrainConfi
     for group in opt.param_groups:
         group["lr"] = lr
     logits = head(model.encode(wav, mask))  # [B, T, K]
-    loss = F.cross_entropy(logits[mask], target[mask])  # masked frames only
+    loss = F.cross_entropy(logits[mask], target[mask])  # masked frames
+    if cfg.unmasked_weight > 0 and (~mask).any():
+        loss = loss + cfg.unmasked_weight * F.cross_entropy(logits[~mask], target[~mask])
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
     opt.step()
     with torch.no_grad():
-        acc = (logits[mask].argmax(-1) == target[mask]).float().mean().item()
-    history.append({"step": step + 1, "loss": round(loss.item(), 5), "acc": round(acc, 4), "lr": lr})
+        hit = logits.argmax(-1) == target  # [B, T]
+        acc, acc_unmasked = hit[mask].float().mean().item(), hit[~mask].float().mean().item()
+    history.append({"step": step + 1, "loss": round(loss.item(), 5), "acc": round(acc, 4),
+                    "acc_unmasked": round(acc_unmasked, 4), "lr": lr})
     return step + 1
 
 
@@ -324,7 +332,7 @@ def make_targets(utterances: list[np.ndarray], cfg: PretrainConfig, teacher: HuB
 
 
 def plot_history(history: list[dict], path: str | os.PathLike, title: str = "HuBERT pretraining") -> bool:
-    """Loss / masked accuracy curve as PNG (False if matplotlib is not installed)."""
+    """Loss and target-accuracy curves as PNG (False if matplotlib is not installed)."""
     try:
         import matplotlib
 
@@ -339,13 +347,17 @@ def plot_history(history: list[dict], path: str | os.PathLike, title: str = "HuB
     smooth = lambda v: np.convolve(v, np.ones(k) / k, mode="valid")  # noqa: E731
     fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
     ax.plot(steps, loss, color="tab:blue", alpha=0.25, lw=0.8)
-    ax.plot(steps[k - 1:], smooth(loss), color="tab:blue", label="loss (masked frames)")
+    ax.plot(steps[k - 1:], smooth(loss), color="tab:blue")
     ax.set_xlabel("step")
-    ax.set_ylabel("cross-entropy", color="tab:blue")
+    ax.set_ylabel("training loss (cross-entropy)", color="tab:blue")
     ax2 = ax.twinx()
-    ax2.plot(steps[k - 1:], smooth(acc), color="tab:orange", label="accuracy")
-    ax2.set_ylabel("masked-frame accuracy", color="tab:orange")
+    ax2.plot(steps[k - 1:], smooth(acc), color="tab:orange", label="masked frames")
+    if "acc_unmasked" in history[0]:
+        unmasked = np.array([h["acc_unmasked"] for h in history])
+        ax2.plot(steps[k - 1:], smooth(unmasked), color="tab:orange", ls="--", label="unmasked frames")
+    ax2.set_ylabel("target accuracy", color="tab:orange")
     ax2.set_ylim(0, 1)
+    ax2.legend(loc="upper left", fontsize=8, frameon=False)
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path)

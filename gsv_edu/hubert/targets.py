@@ -10,9 +10,11 @@ Frames are aligned with HuBERT's: a window of 400 samples every 320 samples at 1
 padding (`center=False`), so an utterance of N samples gets floor((N − 400)/320) + 1 frames,
 exactly the number of HuBERT output frames.
 
-The k-means is `gsv_edu.quantize.kmeans` (Lloyd's algorithm, the one that initialises the
-SoVITS codebook), run on a random subset of frames; every frame is then assigned to its nearest
-centroid.
+The k-means is Lloyd's algorithm with k-means++ seeding (Arthur & Vassilvitskii 2007), as in
+the scikit-learn k-means HuBERT's recipe uses. We do not reuse `gsv_edu.quantize.kmeans` (the
+SoVITS codebook initialisation): it mirrors the official code, which starts from random frames
+and works on at most 10 000 of them, and random starts can leave two true clusters merged under
+one centroid (tests/test_hubert_pretrain.py has such a case).
 """
 from __future__ import annotations
 
@@ -68,21 +70,36 @@ def model_features(model, y16k: np.ndarray, layer: int | None = None) -> np.ndar
     return h.numpy()
 
 
+def kmeans_pp(x: torch.Tensor, num_clusters: int, num_iters: int, generator: torch.Generator) -> torch.Tensor:
+    """k-means++ seeding then Lloyd iterations on x [N, D] → centroids [K, D].
+
+    Seeding: the first centroid is a random frame; each next one is a frame drawn with
+    probability proportional to its squared distance to the nearest centroid so far, which
+    spreads the starts over all clusters.
+    """
+    n = x.shape[0]
+    centroids = x[torch.randint(n, (1,), generator=generator)]  # [1, D]
+    nearest = (x - centroids).square().sum(1)  # [N], squared distance to the nearest centroid so far
+    for _ in range(1, num_clusters):
+        pick = torch.multinomial(nearest + 1e-12, 1, generator=generator)  # [1]
+        centroids = torch.cat([centroids, x[pick]])  # [k+1, D]
+        nearest = torch.minimum(nearest, (x - x[pick]).square().sum(1))  # [N]
+    x_sq = x.square().sum(1, keepdim=True)  # [N, 1]
+    for _ in range(num_iters):  # Lloyd: assign every frame, move every centroid to its frames' mean
+        ids = (x_sq - 2 * x @ centroids.t() + centroids.square().sum(1)).argmin(dim=1)  # [N], nearest centroid
+        counts = torch.bincount(ids, minlength=num_clusters)  # [K]
+        sums = torch.zeros_like(centroids).index_add_(0, ids, x)  # [K, D]
+        centroids = torch.where(counts.unsqueeze(1) > 0, sums / counts.clamp(min=1).unsqueeze(1), centroids)
+    return centroids
+
+
 def fit_kmeans(frames: list[np.ndarray], num_clusters: int, num_iters: int = 30,
                seed: int = 0) -> torch.Tensor:
-    """Centroids [K, D] of the frames of all utterances (list of [T_i, D]), Lloyd's k-means."""
-    from ..quantize import kmeans
-
-    x = torch.from_numpy(np.concatenate(frames, axis=0))  # [ΣT, D]
+    """Centroids [K, D] of the frames of all utterances (list of [T_i, D])."""
+    x = torch.from_numpy(np.concatenate(frames, axis=0)).float()  # [ΣT, D]
     if x.shape[0] < num_clusters:
         raise ValueError(f"k-means: {x.shape[0]} frames are fewer than {num_clusters} clusters")
-    state = torch.random.get_rng_state()
-    torch.manual_seed(seed)  # quantize.kmeans samples with the global generator
-    try:
-        centroids, _ = kmeans(x, num_clusters, num_iters)  # [K, D]
-    finally:
-        torch.random.set_rng_state(state)
-    return centroids
+    return kmeans_pp(x, num_clusters, num_iters, torch.Generator().manual_seed(seed))
 
 
 def assign(frames: np.ndarray, centroids: torch.Tensor) -> np.ndarray:
