@@ -88,12 +88,12 @@ class TrainingRun:
     def setup(self, pretrained_g: str | None = None, pretrained_d: str | None = None) -> None:
         cfg, ctx, run_dir = self.cfg, self.ctx, self.run_dir
         cfg.validate()
+        check_prepared(cfg, self.data_dir)
+        self._check_run_config()
         if ctx.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
         barrier(ctx)
         self.log = setup_logging(run_dir, ctx.is_main, self.quiet)
-        check_prepared(cfg, self.data_dir)
-        self._check_run_config()
         self._record_run_fields(pretrained_g, pretrained_d)
         if ctx.device.type == "cuda":  # official: TF32 allowed, medium matmul precision, no cudnn benchmark
             torch.backends.cuda.matmul.allow_tf32 = True
@@ -221,6 +221,12 @@ class TrainingRun:
                     self.save("end", *self._last)
                 elif self.ctx.is_main and self.export_path is None:
                     self._message(f"exported {self._export()}")
+        except KeyboardInterrupt:
+            latest = latest_checkpoint(self.ckpt_dir)
+            self.log.warning(f"interrupted at step {t.step}; the newest checkpoint is step {latest} — run the same "
+                             f"command again to resume from it" if latest is not None else
+                             f"interrupted at step {t.step}, before the first checkpoint")
+            raise
         finally:
             if self.bar is not None:
                 self.bar.close()
