@@ -276,6 +276,10 @@ class ResidualVectorQuantization(nn.Module):
 
     def decode(self, q_indices: torch.Tensor, st: int = 0) -> torch.Tensor:
         """codes [n, B, T] of layers st … st + n − 1 → Σ codewords [B, D, T]."""
+        if q_indices.dim() != 3 or st + q_indices.size(0) > len(self.layers):
+            raise ValueError(f"decode: codes must be [n_q, B, T] with n_q ≤ {len(self.layers) - st} "
+                             f"(quantizer layer first), got {tuple(q_indices.shape)}; codes from "
+                             "SynthesizerTrn.extract_latent are [B, n_q, T]: transpose(0, 1) them first")
         quantized_out = None
         for i, indices in enumerate(q_indices):
             quantized = self.layers[st + i].decode(indices)  # [B, D, T]

@@ -27,9 +27,10 @@ Why our own implementation instead of torch's:
   `remove_weight_norm()` does). It also folds convs that carry torch's legacy hook, so models
   built with either implementation can be prepared the same way.
 
-One caveat shared with torch's legacy version: after a forward with gradients enabled, the
-derived `weight` attribute is a non-leaf tensor, so `copy.deepcopy` of such a module fails;
-copy models through `state_dict()` instead.
+Unlike torch's legacy version, a weight-normed module can always be `copy.deepcopy`-ed: the
+derived `weight` attribute holds a graph-connected tensor only *during* a forward; a forward
+hook swaps it for a detached copy afterwards (the autograd graph keeps its own reference, so
+backward is unaffected), and it is detached from construction on.
 """
 from __future__ import annotations
 
@@ -66,6 +67,10 @@ class WeightNorm:
     def __call__(self, module: nn.Module, inputs) -> None:
         setattr(module, self.name, self.compute_weight(module))
 
+    def detach_after_forward(self, module: nn.Module, inputs, output) -> None:
+        """Forward hook: keep no graph-connected tensor on the module between calls (deepcopy-able)."""
+        setattr(module, self.name, getattr(module, self.name).detach())
+
 
 def weight_norm(module: nn.Module, name: str = "weight", dim: int = 0) -> nn.Module:
     """Re-parametrise `module.<name>` as `<name>_g` and `<name>_v` (in place); returns the module.
@@ -85,8 +90,9 @@ def weight_norm(module: nn.Module, name: str = "weight", dim: int = 0) -> nn.Mod
     module.register_parameter(name + "_v", nn.Parameter(weight.detach().clone()))
     # The plain attribute exists from the start (code that reads `.weight` before the first
     # forward, such as the official init_weights, still works).
-    setattr(module, name, fn.compute_weight(module))
+    setattr(module, name, fn.compute_weight(module).detach())
     module.register_forward_pre_hook(fn)
+    module.register_forward_hook(fn.detach_after_forward)
     return module
 
 
@@ -100,6 +106,9 @@ def remove_weight_norm(module: nn.Module, name: str = "weight") -> nn.Module:
             with torch.no_grad():
                 weight = hook.compute_weight(module)
             del module._forward_pre_hooks[key]
+            for post_key, post in list(module._forward_hooks.items()):
+                if getattr(post, "__self__", None) is hook:
+                    del module._forward_hooks[post_key]
             delattr(module, name)  # the derived plain attribute
             del module._parameters[name + "_g"]
             del module._parameters[name + "_v"]

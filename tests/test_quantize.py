@@ -188,3 +188,10 @@ def test_two_ranks_share_the_kmeans_init_of_rank0(two_ranks):
     expected(torch.cat([x0, _rank_data(1)]))
     for k, v in expected.state_dict().items():
         torch.testing.assert_close(ranks[0]["state_dict"][k], v, rtol=1e-6, atol=1e-6, msg=k)
+
+
+def test_decode_with_codes_in_the_wrong_axis_order_says_so():
+    """extract_latent gives [B, n_q, T]; decode wants [n_q, B, T]: a clear error, not an IndexError."""
+    rvq = ResidualVectorQuantizer(dimension=8, n_q=1, bins=4)
+    with pytest.raises(ValueError, match=r"quantizer layer first.*transpose\(0, 1\)"):
+        rvq.decode(torch.zeros(2, 1, 5, dtype=torch.long))

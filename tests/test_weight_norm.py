@@ -69,3 +69,23 @@ def test_double_weight_norm_is_an_error():
     m = weight_norm(nn.Conv1d(2, 2, 1))
     with pytest.raises(RuntimeError, match="already weight-normed"):
         weight_norm(m)
+
+
+def test_weight_normed_modules_can_be_deep_copied_fresh_and_after_training_forward():
+    """copy.deepcopy works on a fresh model and after a forward with gradients (torch's legacy
+    weight norm fails there); the copy computes the same outputs and gradients flow as before."""
+    import copy
+
+    torch.manual_seed(0)
+    conv = weight_norm(torch.nn.Conv1d(3, 4, 3))
+    copy.deepcopy(conv)  # fresh
+    x = torch.randn(2, 3, 9)
+    y = conv(x)
+    twin = copy.deepcopy(conv)  # after a forward with gradients enabled
+    y.square().sum().backward()
+    assert conv.weight_g.grad is not None and conv.weight_v.grad is not None
+    torch.testing.assert_close(twin(x), y.detach())
+    assert not conv.weight.requires_grad  # nothing graph-connected stays on the module
+    remove_weight_norm(conv)
+    assert not conv._forward_hooks and not conv._forward_pre_hooks
+    torch.testing.assert_close(conv(x), y.detach())
