@@ -143,7 +143,7 @@ class RunLogger:
             for tag, value in values.items():
                 self.writer.add_scalar(tag, value, step)
         row = {"step": step, **(extra or {}),
-               **{k: (None if not math.isfinite(v) else round(float(v), 6)) for k, v in values.items()}}
+               **{k: (None if not math.isfinite(v) else float(f"{v:.7g}")) for k, v in values.items()}}  # 7 digits
         with open(self.metrics_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
 

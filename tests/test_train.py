@@ -277,3 +277,12 @@ def test_resume_from_an_official_checkpoint(prepared, tmp_path, monkeypatch, cap
     lrs = {r["step"]: r["learning_rate"] for r in read_metrics(tmp_path)}
     assert lrs[3] == pytest.approx(1e-3 * 0.5 ** 2)  # epoch 2 of an uninterrupted run
     assert result.step == 4 and result.epoch == 2
+
+
+def test_metrics_keep_seven_significant_digits(tmp_path):
+    from gsv_edu.logging_utils import RunLogger
+
+    logger = RunLogger(tmp_path, tensorboard=False)
+    logger.scalars(3, {"learning_rate": 4e-4 * 0.999875, "loss/g/mel": float("nan")}, extra={"epoch": 1})
+    (row,) = read_metrics(tmp_path)
+    assert row == {"step": 3, "epoch": 1, "learning_rate": 3.9995e-4, "loss/g/mel": None}
