@@ -25,12 +25,15 @@ Every value is a tensor or a plain container, so `torch.load(..., weights_only=T
 them. Writes are atomic (`gsv_edu.atomic`), D before G: a G file exists only when its D file is
 complete, and the latest checkpoint is the highest step with both files.
 
-Deliberate difference: the official resume recomputes `global_step = (epoch - 1) · len(loader)`
-and re-creates the schedulers, stepping them `epoch` more times on top of the restored
-optimizer learning rate (the decay is applied twice over on every resume); we restore the
-step, the data position, the scheduler and the RNG states, so a resumed run continues
-exactly where it stopped. An official checkpoint without our keys is resumed the official way
-(start of the next epoch), but with the learning rate base·γ^epoch of an uninterrupted run.
+Deliberate difference: the official resume recomputes `global_step = (epoch - 1) · len(loader)`,
+starts the next epoch from its first batch, and re-creates the schedulers, stepping them
+`epoch` times (reference §8). Since the optimizer state it restores already carries the
+decayed learning rate, the decay is, by our reading, applied a second time on each resume
+(base·γ^(2e+1) instead of base·γ^(e+1) in epoch e+1; with γ = 0.999875 a small effect). We
+restore the step, the data position, the scheduler and the RNG states instead, so a resumed run
+continues exactly where it stopped. An official checkpoint without our keys is resumed the
+official way (start of the next epoch), but with the learning rate base·γ^epoch of an
+uninterrupted run.
 """
 from __future__ import annotations
 
