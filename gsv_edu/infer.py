@@ -228,8 +228,9 @@ def main(argv: list[str] | None = None) -> int:
                              "chinese-hubert-base)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the prior noise")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads (default 1, as gsv_edu.train)")
     args = parser.parse_args(argv)
-    torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+    torch.set_num_threads(max(1, args.threads))
     try:
         model = load_model(args.sovits, args.device)
         wav = synthesize(model, ref=args.ref, source=args.source, text=args.text, lang=args.lang,
