@@ -104,9 +104,13 @@ def save_pair(folder: str | os.PathLike, step: int, g_state: dict, d_state: dict
 
 
 def _load(path: Path) -> dict:
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    """Read one G_/D_ file with every key (safe unpickling; truncated or foreign files are a
+    `CheckpointError` naming the file)."""
+    from .checkpoints import CheckpointError, _load_raw
+
+    obj = _load_raw(os.fspath(path))
     if not isinstance(obj, dict) or "model" not in obj:
-        raise ValueError(f"{path}: not a training checkpoint (no 'model' key)")
+        raise CheckpointError(f"{path}: not a training checkpoint (no 'model' key)")
     return obj
 
 
