@@ -44,17 +44,7 @@ class ConvLayer(nn.Module):
         self.layer_norm = nn.GroupNorm(out_channels, out_channels, affine=True) if group_norm else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        conv = self.conv
-        if conv.in_channels == 1:
-            # Same numbers as conv(x): with one input channel a strided conv is a matrix product of
-            # the kernel with the strided windows of the waveform. Done so because oneDNN's
-            # Conv1d is slow for C_in = 1 on CPU (about 2x on the 512-channel first layer).
-            windows = x.squeeze(1).unfold(-1, conv.kernel_size[0], conv.stride[0])  # [B, T_out, K] (a view)
-            x = torch.matmul(conv.weight.squeeze(1), windows.transpose(1, 2))  # [C_out, K] @ [B, K, T_out] → [B, C_out, T_out]
-            if conv.bias is not None:
-                x = x + conv.bias.unsqueeze(-1)  # [B, C_out, T_out]
-        else:
-            x = conv(x)  # [B, C_out, T_out]
+        x = self.conv(x)  # [B, C_out, T_out]
         if self.layer_norm is not None:
             x = self.layer_norm(x)  # [B, C_out, T_out], each channel zero-mean / unit-var over time
         return F.gelu(x)

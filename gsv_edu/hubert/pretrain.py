@@ -373,7 +373,8 @@ def run(list_path: str | os.PathLike, out_dir: str | os.PathLike, cfg: PretrainC
 
     Writes into `out_dir`: `targets.pt` (computed once, reused on resume), `checkpoint.pt`,
     `history.json`, `loss.png`, and `model/` (config.json + model.safetensors, the HF format
-    `HuBERT.from_pretrained` reads), truncated to `export_layers` transformer layers if given.
+    `HuBERT.from_pretrained` reads), truncated to `export_layers` transformer layers if given
+    (then `model_full/` keeps every layer).
     """
     from ..atomic import atomic_save, atomic_write_text
 
@@ -404,6 +405,7 @@ def run(list_path: str | os.PathLike, out_dir: str | os.PathLike, cfg: PretrainC
     plot_history(result.history, out / "loss.png")
     model = result.model
     if export_layers is not None:
+        model.save_pretrained(out / (MODEL_DIR + "_full"), dtype=dtype)  # every layer, for layer studies
         model = truncate(model, export_layers)
     model.save_pretrained(out / MODEL_DIR, dtype=dtype)
     return result
