@@ -238,6 +238,7 @@ def count_parameters(module: torch.nn.Module) -> int:
 
 def source(obj, lines: int | None = None) -> None:
     """Print where a library object is defined and its source (the first `lines` lines)."""
+    obj = inspect.unwrap(obj)  # decorated functions (e.g. @torch.no_grad()) point at the decorator
     path = pathlib.Path(inspect.getsourcefile(obj)).resolve()
     try:
         where = path.relative_to(REPO_DIR)

@@ -107,7 +107,15 @@ class EuclideanCodebook(nn.Module):
     # --- initialisation and dead codes -------------------------------------------------------
     @torch.no_grad()
     def init_embed_(self, data: torch.Tensor) -> None:
-        """k-means initialisation from data [N, D] if not done yet (rank 0 computes, all receive)."""
+        """k-means initialisation from data [N, D] if not done yet (rank 0 computes, all receive).
+
+        Official quirk (from EnCodec's core_vq, kept for the numbers): `embed_avg` is set to the
+        means while `cluster_size` gets the counts, although the EMA treats embed_avg as a *sum*
+        (embed = embed_avg / count). The first EMA updates therefore shrink each codeword by about
+        its count, and a code with count 0 is divided by ε and explodes; with the overwritten
+        dead-code expiry (see `_ema_update`) such codes are lost for good. Only matters when an
+        unfrozen quantizer is trained, which no released config does (book chapter 03 measures it).
+        """
         if self.inited.item():
             return
         if _is_rank0():

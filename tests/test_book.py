@@ -39,3 +39,11 @@ def test_sample_corpus_lines_resolve(tmp_path):
     lst.write_text("a.flac|spk|EN|Hello there.\n\n")
     (u,) = book.sample_corpus(lst)
     assert u.path == (tmp_path / "a.flac").resolve() and u.language == "en" and u.text == "Hello there."
+
+
+def test_source_of_a_decorated_method_points_at_the_library(capsys):
+    from gsv_edu.quantize import EuclideanCodebook
+
+    book.source(EuclideanCodebook._ema_update, lines=3)
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("# gsv_edu/quantize.py, line "), first
