@@ -18,8 +18,10 @@ reference audio at inference (`reference_features`)
     lasts 0.6 s) → HuBERT → [1, D, T].
 
 Frame counts: HuBERT gives floor((N₁₆ − 400)/320) + 1 frames, the 32 kHz spectrogram (hop 640)
-gives floor(N₃₂/640), usually one more; the official loader then repeats the last HuBERT frame
-once (`align_to_spec`).
+gives floor(N₃₂/640). With N₃₂ = 640·k + r and N₁₆ = N₃₂/2, HuBERT has k − 1 frames when
+r < 160 (one fewer than the spectrogram: about one length in four; 57 of the 150 sample files)
+and k otherwise (equal). The reference's "usually one more" overstates it. When they differ, the
+official loader repeats the last HuBERT frame once (`align_to_spec`).
 """
 from __future__ import annotations
 

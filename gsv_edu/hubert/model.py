@@ -53,9 +53,11 @@ class ConvLayer(nn.Module):
 class FeatureEncoder(nn.Module):
     """The 7-layer conv stack: waveform [B, N] → local features [B, conv_dim[-1], T] at 50 Hz.
 
-    Mirrors HF `HubertFeatureEncoder` (feat_extract_norm "group"). Because conv 0 has no bias and is
-    followed by a per-channel GroupNorm, scaling the input waveform changes almost nothing
-    (reference §13.10: GPT-SoVITS feeds audio ×1145.14 in training and ×1 at inference).
+    Mirrors HF `HubertFeatureEncoder` (feat_extract_norm "group"). Conv 0 is followed by a
+    per-channel GroupNorm over time, which removes any per-channel scale and offset, so scaling
+    the input waveform changes almost nothing (reference §13.10: GPT-SoVITS feeds audio ×1145.14
+    in training and ×1 at inference); the invariance only breaks for very quiet input, when the
+    conv-0 variance approaches GroupNorm's ε (book chapter 02, solutions).
     """
 
     def __init__(self, cfg: HuBERTConfig):
