@@ -43,7 +43,7 @@ from torch.nn.parallel import DistributedDataParallel
 from .audio import mel_spectrogram, spec_to_mel
 from .commons import slice_segments
 from .config import Config
-from .distributed import DistributedContext, all_true
+from .distributed import DistributedContext, all_true, resolve_device
 from .losses import discriminator_loss, feature_loss, generator_loss, kl_loss
 from .models import MultiPeriodDiscriminator, SynthesizerTrn
 
@@ -150,9 +150,13 @@ class Trainer:
     can store it; the data loop lives in `gsv_edu.train`.
     """
 
-    def __init__(self, config: Config, ctx: DistributedContext | None = None):
+    def __init__(self, config: Config, ctx: DistributedContext | None = None, device: str | None = None):
+        """`ctx`: the process's rank and device (`init_distributed()` under torchrun). Without it,
+        one process on `device` ("auto" by default: the GPU when there is one, else the CPU)."""
         self.cfg = config
-        self.ctx = ctx or DistributedContext()
+        if ctx is not None and device is not None:
+            raise ValueError("Trainer: give either ctx or device, not both")
+        self.ctx = ctx or DistributedContext(device=resolve_device(device))
         self.device = self.ctx.device
         tc, dc = config.train, config.data
         self.segment_frames = config.segment_frames

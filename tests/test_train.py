@@ -286,3 +286,15 @@ def test_metrics_keep_seven_significant_digits(tmp_path):
     logger.scalars(3, {"learning_rate": 4e-4 * 0.999875, "loss/g/mel": float("nan")}, extra={"epoch": 1})
     (row,) = read_metrics(tmp_path)
     assert row == {"step": 3, "epoch": 1, "learning_rate": 3.9995e-4, "loss/g/mel": None}
+
+
+def test_trainer_device_defaults_to_auto_and_accepts_a_device():
+    from gsv_edu.distributed import DistributedContext
+    from gsv_edu.trainer import Trainer
+
+    cfg = small_config()
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert Trainer(cfg).device.type == expected
+    assert Trainer(cfg, device="cpu").device.type == "cpu"
+    with pytest.raises(ValueError, match="either ctx or device"):
+        Trainer(cfg, DistributedContext(), device="cpu")
