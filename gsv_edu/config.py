@@ -327,6 +327,13 @@ class Config:
         if math.prod(self.model.upsample_rates) != self.data.hop_length:
             raise ConfigError(f"model.upsample_rates: their product {math.prod(self.model.upsample_rates)} "
                               f"must equal data.hop_length {self.data.hop_length}")
+        n_up = len(self.model.upsample_rates)
+        if self.model.upsample_initial_channel // 2 ** n_up < 1:
+            raise ConfigError(f"model.upsample_initial_channel: {self.model.upsample_initial_channel} is halved "
+                              f"{n_up} times (once per upsampling stage) to 0 channels; use at least {2 ** n_up}")
+        if len(self.model.upsample_kernel_sizes) != n_up:
+            raise ConfigError(f"model.upsample_kernel_sizes: {len(self.model.upsample_kernel_sizes)} kernels for "
+                              f"{n_up} upsample_rates")
         if self.train.segment_size % self.data.hop_length:
             raise ConfigError(f"train.segment_size: {self.train.segment_size} is not a multiple of "
                               f"data.hop_length {self.data.hop_length}")

@@ -93,6 +93,8 @@ def test_bad_files_name_the_file_and_key(tmp_path):
 def test_cross_key_validation():
     with pytest.raises(ConfigError, match="upsample_rates"):
         Config.preset("tiny").apply_overrides(["model.upsample_rates=[10,8,2,2]"]).validate()
+    with pytest.raises(ConfigError, match="halved 5 times .* to 0 channels"):
+        Config.preset("tiny").apply_overrides(["model.upsample_initial_channel=16"]).validate()
     with pytest.raises(ConfigError, match="not supported yet"):
         Config.preset("tiny").apply_overrides(["model.version=v2Pro"]).validate()
 
