@@ -1,0 +1,89 @@
+"""The small SoVITS model that ships with gsv_edu, trained on the sample corpus (`gsv_edu/assets/sovits_tiny/`).
+
+The book's chapters on the decoder, training and inference listen to it; nothing in the library
+needs it. How it was trained, on what, for how long, and what was measured on it (no human
+listened to it) is in `gsv_edu/assets/sovits_tiny/MODEL_CARD.md`.
+
+The weight file is in the format of an official *pretrained* s2G (`s2G2333k.pth`, reference §6.3):
+an OrderedDict with `weight` (every generator tensor in fp16, **including** the posterior encoder
+`enc_q`), `config` (the training config as a `utils.HParams`) and `info`. An official *export*
+(`process_ckpt.savee`, what the trainer writes into RUN/weights/) is the same minus `enc_q`; we
+keep `enc_q` so that the book can resynthesise real audio through the posterior. `load_sovits`
+reads both kinds.
+
+    from gsv_edu.pretrained import load_tiny_sovits
+    model = load_tiny_sovits()                      # ready for decode / gsv_edu.infer.synthesize
+    model = load_tiny_sovits(inference=False)       # the whole generator with enc_q, weight norm kept
+"""
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+
+__all__ = ["TINY_SOVITS_DIR", "TINY_SOVITS_PATH", "load_tiny_sovits", "tiny_sovits_metrics",
+           "write_pretrained_format"]
+
+TINY_SOVITS_DIR = Path(__file__).resolve().parent / "assets" / "sovits_tiny"
+TINY_SOVITS_PATH = TINY_SOVITS_DIR / "sovits_tiny.pth"
+METRICS_FILE = "metrics.jsonl"
+
+
+def load_tiny_sovits(device: str | torch.device = "cpu", *, inference: bool = True):
+    """The shipped tiny SoVITS generator (`SynthesizerTrn`), loaded with `gsv_edu.load_sovits`.
+
+    inference=True: eval mode, `enc_q` dropped, weight norm folded: what `decode` and
+    `gsv_edu.infer.synthesize` need (same as `gsv_edu.infer.load_model` on the file).
+    inference=False: every tensor including `enc_q`, weight norm kept, in train mode (call
+    `.eval()` for deterministic use, e.g. resynthesis through the posterior).
+    The `LoadedSovits` record (config, version, info) is attached as `model.loaded_from`.
+    """
+    from .checkpoints import load_sovits
+
+    if not TINY_SOVITS_PATH.is_file():
+        raise FileNotFoundError(f"{TINY_SOVITS_PATH}: the shipped tiny SoVITS is missing (a partial install? "
+                                f"reinstall gsv_edu or use a clone of its repository)")
+    loaded = load_sovits(TINY_SOVITS_PATH, device, inference=inference)
+    model = loaded.model
+    model.loaded_from = loaded  # gsv_edu.infer reads the data config from here
+    return model
+
+
+def tiny_sovits_metrics() -> list[dict]:
+    """The training log of the shipped model: the rows of its metrics.jsonl ({step, loss/g/mel, ...})."""
+    from .logging_utils import read_metrics
+
+    return read_metrics(TINY_SOVITS_DIR)
+
+
+def write_pretrained_format(model, path: str | os.PathLike, hps, epoch: int, step: int) -> str:
+    """Write `model` in the format of an official pretrained s2G: like `save_sovits`, plus `enc_q`.
+
+    `weight`: every state-dict tensor (float ones as fp16), `enc_q` included; `config`: `hps` as a
+    `utils.HParams`; `info`: "{epoch}epoch_{step}iteration". Written atomically. This is how
+    `sovits_tiny.pth` was made from the last training checkpoint of its run (MODEL_CARD.md).
+    """
+    from .atomic import atomic_write
+    from .checkpoints import _EXPORT_PICKLE_MODULE, as_hparams, save_sovits
+
+    # save_sovits writes the config exactly as an export carries it (version, ssl_dim); reuse it
+    # through a temporary export, then add the enc_q tensors it leaves out.
+    path = os.fspath(path)
+    tmp = path + ".export.tmp"
+    save_sovits(model, tmp, hps, epoch, step)
+    try:
+        from .checkpoints import HParams, OFFICIAL_HPARAMS_NAME
+
+        with torch.serialization.safe_globals([(HParams, OFFICIAL_HPARAMS_NAME)]):
+            export = torch.load(tmp, map_location="cpu", weights_only=True)
+    finally:
+        os.remove(tmp)
+    state = model.module.state_dict() if hasattr(model, "module") else model.state_dict()
+    weight = {k: v.detach().to("cpu", torch.float16) if v.is_floating_point() else v.detach().cpu()
+              for k, v in state.items()}  # official key order, enc_q in its place
+    out = OrderedDict(weight=weight, config=as_hparams(export["config"]), info=export["info"])
+    with atomic_write(path, "wb") as f:
+        torch.save(out, f, pickle_module=_EXPORT_PICKLE_MODULE)
+    return path

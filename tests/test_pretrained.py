@@ -1,0 +1,51 @@
+"""gsv_edu.pretrained: the pretrained-s2G file format (export + enc_q) and the shipped tiny model."""
+import pytest
+import torch
+
+import gsv_edu
+from gsv_edu.config import Config
+from gsv_edu.models import SynthesizerTrn
+from gsv_edu.pretrained import TINY_SOVITS_PATH, load_tiny_sovits, tiny_sovits_metrics, write_pretrained_format
+
+
+def _tiny_model(seed=0):
+    cfg = Config.preset("tiny")
+    torch.manual_seed(seed)
+    return cfg, SynthesizerTrn(cfg.spec_channels, cfg.segment_frames, **cfg.model_kwargs())
+
+
+def test_pretrained_format_keeps_enc_q_and_loads_back(tmp_path):
+    cfg, model = _tiny_model()
+    path = write_pretrained_format(model, tmp_path / "g.pth", cfg, epoch=3, step=42)
+    raw = gsv_edu.read_sovits_file(path)
+    assert raw.kind == "pretrained" and raw.version == "v2" and raw.info == "3epoch_42iteration"
+    expected = model.state_dict()
+    assert list(raw.weight) == list(expected)  # official key order, enc_q included
+    assert all(v.dtype == torch.float16 for v in raw.weight.values() if v.is_floating_point())
+    with open(path, "rb") as f:
+        assert f.read(2) == b"PK"  # a plain torch zip, as official v1/v2 files
+
+    loaded = gsv_edu.load_sovits(path, inference=False)
+    for k, v in loaded.model.state_dict().items():
+        torch.testing.assert_close(v, expected[k].half().to(v.dtype), rtol=0, atol=0, msg=k)
+    assert loaded.missing_keys == [] and loaded.model.ssl_dim == cfg.model.ssl_dim
+
+    for_inference = gsv_edu.load_sovits(path)  # as the export would load: enc_q dropped, weight norm folded
+    assert for_inference.model.enc_q is None
+
+
+@pytest.mark.skipif(not TINY_SOVITS_PATH.is_file(), reason="the shipped tiny SoVITS is not present")
+def test_shipped_tiny_model_loads_and_decodes():
+    model = load_tiny_sovits()
+    assert model.enc_q is None and not model.training and model.loaded_from.version == "v2"
+    full = load_tiny_sovits(inference=False)
+    assert full.enc_q is not None
+    codes = torch.randint(0, 1024, (1, 1, 5))
+    text = torch.randint(1, 100, (1, 7))
+    spec = torch.rand(1, 1025, 40)
+    with torch.no_grad():
+        wav = model.decode(codes, text, spec, noise_scale=0.0)
+    assert wav.shape == (1, 1, 640 * 10) and torch.isfinite(wav).all()
+    rows = tiny_sovits_metrics()
+    mel = [r["loss/g/mel"] for r in rows if r.get("loss/g/mel") is not None]
+    assert len(mel) > 10 and sum(mel[-5:]) / 5 < 0.6 * mel[0]  # the shipped log shows a falling mel loss
