@@ -401,7 +401,7 @@ def _unwrap(model):
     return model.module if hasattr(model, "module") and isinstance(model.module, torch.nn.Module) else model
 
 
-def save_sovits(model, path: str | os.PathLike, hps: Any, epoch: int, step: int) -> str:
+def save_sovits(model, path: str | os.PathLike, hps: Any, epoch: int, step: int, *, enc_q: bool = False) -> str:
     """Write the official export format of `process_ckpt.savee` (reference §6.2); returns the path.
 
     An OrderedDict with `weight` (every state-dict entry whose key does not contain "enc_q", as
@@ -411,6 +411,9 @@ def save_sovits(model, path: str | os.PathLike, hps: Any, epoch: int, step: int)
     `gsv_edu.config.Config` or a JSON path; `model.version` (and a non-default `ssl_dim`) is
     written into its `model` section so the file alone is enough to rebuild the model.
     Written atomically (temporary file, then `os.replace`).
+
+    enc_q=True keeps the posterior encoder's tensors too, in their state-dict place: the format of
+    an official *pretrained* s2G (`s2G2333k.pth`, reference §6.3), which `load_sovits` also reads.
     """
     from gsv_edu.weight_norm import is_weight_normed
 
@@ -426,7 +429,7 @@ def save_sovits(model, path: str | os.PathLike, hps: Any, epoch: int, step: int)
     if getattr(model, "ssl_dim", 768) != 768:
         hps["model"]["ssl_dim"] = model.ssl_dim
     weight = {k: v.detach().to("cpu", torch.float16) if v.is_floating_point() else v.detach().cpu()
-              for k, v in model.state_dict().items() if "enc_q" not in k}
+              for k, v in model.state_dict().items() if enc_q or "enc_q" not in k}
     export = OrderedDict(weight=weight, config=hps, info=f"{epoch}epoch_{step}iteration")
     path = os.fspath(path)
     with atomic_write(path, "wb") as f:

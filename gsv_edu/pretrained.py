@@ -8,8 +8,8 @@ The weight file is in the format of an official *pretrained* s2G (`s2G2333k.pth`
 an OrderedDict with `weight` (every generator tensor in fp16, **including** the posterior encoder
 `enc_q`), `config` (the training config as a `utils.HParams`) and `info`. An official *export*
 (`process_ckpt.savee`, what the trainer writes into RUN/weights/) is the same minus `enc_q`; we
-keep `enc_q` so that the book can resynthesise real audio through the posterior. `load_sovits`
-reads both kinds.
+keep `enc_q` so that the book can resynthesise real audio through the posterior. Both are written
+by `gsv_edu.save_sovits` (`enc_q=True` for this one) and read by `load_sovits`.
 
     from gsv_edu.pretrained import load_tiny_sovits
     model = load_tiny_sovits()                      # ready for decode / gsv_edu.infer.synthesize
@@ -17,14 +17,11 @@ reads both kinds.
 """
 from __future__ import annotations
 
-import os
-from collections import OrderedDict
 from pathlib import Path
 
 import torch
 
-__all__ = ["TINY_SOVITS_DIR", "TINY_SOVITS_PATH", "load_tiny_sovits", "tiny_sovits_metrics",
-           "write_pretrained_format"]
+__all__ = ["TINY_SOVITS_DIR", "TINY_SOVITS_PATH", "load_tiny_sovits", "tiny_sovits_metrics"]
 
 TINY_SOVITS_DIR = Path(__file__).resolve().parent / "assets" / "sovits_tiny"
 TINY_SOVITS_PATH = TINY_SOVITS_DIR / "sovits_tiny.pth"
@@ -56,34 +53,3 @@ def tiny_sovits_metrics() -> list[dict]:
     from .logging_utils import read_metrics
 
     return read_metrics(TINY_SOVITS_DIR)
-
-
-def write_pretrained_format(model, path: str | os.PathLike, hps, epoch: int, step: int) -> str:
-    """Write `model` in the format of an official pretrained s2G: like `save_sovits`, plus `enc_q`.
-
-    `weight`: every state-dict tensor (float ones as fp16), `enc_q` included; `config`: `hps` as a
-    `utils.HParams`; `info`: "{epoch}epoch_{step}iteration". Written atomically. This is how
-    `sovits_tiny.pth` was made from the last training checkpoint of its run (MODEL_CARD.md).
-    """
-    from .atomic import atomic_write
-    from .checkpoints import _EXPORT_PICKLE_MODULE, as_hparams, save_sovits
-
-    # save_sovits writes the config exactly as an export carries it (version, ssl_dim); reuse it
-    # through a temporary export, then add the enc_q tensors it leaves out.
-    path = os.fspath(path)
-    tmp = path + ".export.tmp"
-    save_sovits(model, tmp, hps, epoch, step)
-    try:
-        from .checkpoints import HParams, OFFICIAL_HPARAMS_NAME
-
-        with torch.serialization.safe_globals([(HParams, OFFICIAL_HPARAMS_NAME)]):
-            export = torch.load(tmp, map_location="cpu", weights_only=True)
-    finally:
-        os.remove(tmp)
-    state = model.module.state_dict() if hasattr(model, "module") else model.state_dict()
-    weight = {k: v.detach().to("cpu", torch.float16) if v.is_floating_point() else v.detach().cpu()
-              for k, v in state.items()}  # official key order, enc_q in its place
-    out = OrderedDict(weight=weight, config=as_hparams(export["config"]), info=export["info"])
-    with atomic_write(path, "wb") as f:
-        torch.save(out, f, pickle_module=_EXPORT_PICKLE_MODULE)
-    return path

@@ -1,11 +1,11 @@
-"""gsv_edu.pretrained: the pretrained-s2G file format (export + enc_q) and the shipped tiny model."""
+"""The pretrained-s2G file format (save_sovits(enc_q=True): the export plus enc_q) and the shipped tiny model."""
 import pytest
 import torch
 
 import gsv_edu
 from gsv_edu.config import Config
 from gsv_edu.models import SynthesizerTrn
-from gsv_edu.pretrained import TINY_SOVITS_PATH, load_tiny_sovits, tiny_sovits_metrics, write_pretrained_format
+from gsv_edu.pretrained import TINY_SOVITS_PATH, load_tiny_sovits, tiny_sovits_metrics
 
 
 def _tiny_model(seed=0):
@@ -16,7 +16,7 @@ def _tiny_model(seed=0):
 
 def test_pretrained_format_keeps_enc_q_and_loads_back(tmp_path):
     cfg, model = _tiny_model()
-    path = write_pretrained_format(model, tmp_path / "g.pth", cfg, epoch=3, step=42)
+    path = gsv_edu.save_sovits(model, tmp_path / "g.pth", cfg, epoch=3, step=42, enc_q=True)
     raw = gsv_edu.read_sovits_file(path)
     assert raw.kind == "pretrained" and raw.version == "v2" and raw.info == "3epoch_42iteration"
     expected = model.state_dict()

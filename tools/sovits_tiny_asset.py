@@ -28,7 +28,7 @@ from gsv_edu import audio, book, load_sovits  # noqa: E402
 from gsv_edu.config import Config  # noqa: E402
 from gsv_edu.infer import load_encoder, synthesize  # noqa: E402
 from gsv_edu.models import SynthesizerTrn  # noqa: E402
-from gsv_edu.pretrained import TINY_SOVITS_DIR, TINY_SOVITS_PATH, write_pretrained_format  # noqa: E402
+from gsv_edu.pretrained import TINY_SOVITS_DIR, TINY_SOVITS_PATH  # noqa: E402
 
 HELDOUT = [f"{s}_{i:03d}" for s in ("en_awb", "en_rms", "en_slt") for i in (5, 10, 15, 20, 25, 30)]
 TRAIN = [f"{s}_{i:03d}" for s in ("en_awb", "en_rms", "en_slt", "en_asterisk", "zh_espeak") for i in (1, 2, 3)]
@@ -121,7 +121,7 @@ def export(run: Path) -> None:
     epoch = int(raw.get("iteration", raw.get("epoch", 0)))
     print(g_path, "step", raw.get("step"), "epoch", epoch)
     TINY_SOVITS_DIR.mkdir(parents=True, exist_ok=True)
-    write_pretrained_format(loaded.model, TINY_SOVITS_PATH, loaded.hps, epoch, int(raw.get("step", step)))
+    gsv_edu.save_sovits(loaded.model, TINY_SOVITS_PATH, loaded.hps, epoch, int(raw.get("step", step)), enc_q=True)
     shutil.copy(run / "metrics.jsonl", TINY_SOVITS_DIR / "metrics.jsonl")
     # the trainer's own export of the same step must hold the same tensors (fp16), minus enc_q
     exports = sorted((run / "weights").glob(f"*_s{step}.pth"))
