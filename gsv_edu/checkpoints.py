@@ -38,6 +38,7 @@ from typing import Any
 import torch
 
 from gsv_edu.atomic import atomic_write
+from gsv_edu.state_dicts import compare_state_dict
 
 __all__ = [
     "HParams", "CheckpointError", "UnsupportedVersionError", "SovitsFile", "LoadedSovits",
@@ -340,11 +341,8 @@ def load_sovits(path: str | os.PathLike, device: str | torch.device = "cpu", *, 
     if inference:
         model.enc_q = None
         weight = {k: v for k, v in weight.items() if not k.startswith("enc_q.")}
-    expected = model.state_dict()
-    unexpected = [k for k in weight if k not in expected]
-    missing = [k for k in expected if k not in weight]
-    mismatched = [f"{k}: file {tuple(weight[k].shape)}, model {tuple(expected[k].shape)}"
-                  for k in expected if k in weight and weight[k].shape != expected[k].shape]
+    diff = compare_state_dict(weight, model.state_dict())
+    missing, unexpected, mismatched = diff.missing, diff.unexpected, diff.mismatched
     if unexpected or mismatched or any(not k.startswith("enc_q.") for k in missing):
         problems = []
         if mismatched:

@@ -46,6 +46,7 @@ from .config import Config
 from .distributed import DistributedContext, all_true, resolve_device
 from .losses import discriminator_loss, feature_loss, generator_loss, kl_loss
 from .models import MultiPeriodDiscriminator, SynthesizerTrn
+from .state_dicts import compare_state_dict
 
 __all__ = ["Trainer", "StepResult", "generator_param_groups", "grad_norm", "load_matching", "weights_fingerprint",
            "LOW_LR_MODULES"]
@@ -92,16 +93,8 @@ def load_matching(module: torch.nn.Module, weights: dict[str, torch.Tensor], wha
     are skipped and listed as well. Raises ValueError if nothing fits at all.
     Returns {"loaded", "missing", "unexpected", "mismatched"} key lists.
     """
-    own = module.state_dict()
-    fitting, unexpected, mismatched = {}, [], []
-    for key, value in weights.items():
-        if key not in own:
-            unexpected.append(key)
-        elif tuple(own[key].shape) != tuple(value.shape):
-            mismatched.append(f"{key} (file {tuple(value.shape)}, model {tuple(own[key].shape)})")
-        else:
-            fitting[key] = value
-    missing = [k for k in own if k not in weights]
+    diff = compare_state_dict(weights, module.state_dict())
+    fitting, missing, unexpected, mismatched = diff.fitting, diff.missing, diff.unexpected, diff.mismatched
     if not fitting:
         raise ValueError(f"{what}: no tensor fits this model ({len(mismatched)} shape mismatches, "
                          f"{len(unexpected)} unknown keys; e.g. {(mismatched + unexpected)[:3]}); "

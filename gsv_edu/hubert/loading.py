@@ -21,6 +21,7 @@ import pathlib
 
 import torch
 
+from ..state_dicts import compare_state_dict
 from .config import HuBERTConfig
 
 WEIGHT_NORM_SPELLINGS = {
@@ -59,11 +60,8 @@ def _list(keys, limit: int = 8) -> str:
 def load_state_dict_into(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: str = "state dict") -> None:
     """Copy a HubertModel state dict (either spelling) into `model`, strictly; errors name `source`."""
     sd = normalize_keys(state_dict)
-    expected = model.state_dict()
-    missing = expected.keys() - sd.keys()
-    unexpected = sd.keys() - expected.keys()
-    wrong_shape = [f"{k}: file {tuple(sd[k].shape)}, model {tuple(expected[k].shape)}"
-                   for k in expected.keys() & sd.keys() if sd[k].shape != expected[k].shape]
+    diff = compare_state_dict(sd, model.state_dict())
+    missing, unexpected, wrong_shape = diff.missing, diff.unexpected, diff.mismatched
     problems = []
     if missing:
         problems.append(f"{len(missing)} missing key(s): {_list(missing)}")
