@@ -26,10 +26,8 @@ especially with `--threads 1`.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import time
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -38,34 +36,9 @@ ROOT = os.path.join(os.path.dirname(__file__), "..")
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests", "fixtures", "sovits_v2"))
 from gsv_edu.channels_last import use_channels_last_convs  # noqa: E402
-from gsv_edu.models import SynthesizerTrn  # noqa: E402
 from gsv_edu.weight_norm import fold_weight_norm  # noqa: E402
 import weight_rule  # noqa: E402
-
-
-def official_v2_model() -> SynthesizerTrn:
-    with open(os.path.join(ROOT, "gsv_edu", "configs", "s2.json")) as f:
-        hps = json.load(f)
-    model_cfg = dict(hps["model"], version="v2")
-    data, train = hps["data"], hps["train"]
-    return SynthesizerTrn(data["filter_length"] // 2 + 1, train["segment_size"] // data["hop_length"],
-                          n_speakers=data["n_speakers"], **model_cfg)
-
-
-def matmul_gflops(n: int = 2048, repeats: int = 5) -> tuple[float, float]:
-    """Best 2048×2048 fp32 matmul throughput in GFLOP/s: (by wall time, by process CPU time)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b  # warm-up
-    runs = [_timed(lambda: a @ b) for _ in range(repeats)]
-    flop = 2 * n ** 3
-    return flop / min(r[0] for r in runs) / 1e9, flop / min(r[1] for r in runs) / 1e9
-
-
-def _timed(fn) -> tuple[float, float]:
-    """(wall seconds, process CPU seconds) of one call."""
-    t0, c0 = time.perf_counter(), time.process_time()
-    fn()
-    return time.perf_counter() - t0, time.process_time() - c0
+from common import matmul_gflops, official_v2_generator, timed  # noqa: E402
 
 
 def main(argv=None) -> None:
@@ -79,12 +52,12 @@ def main(argv=None) -> None:
     threads = torch.get_num_threads()
 
     torch.manual_seed(0)
-    kept = official_v2_model()
+    kept = official_v2_generator()
     weight_rule.fill_module(kept)
     kept.enc_q = None  # load_sovits(inference=True) drops it
     kept.eval()
     # Weight norm cannot be un-folded, so the folded preparations use a second model.
-    folded = official_v2_model()
+    folded = official_v2_generator()
     folded.enc_q = None
     folded.load_state_dict(kept.state_dict())
     folded.eval()
@@ -114,7 +87,7 @@ def main(argv=None) -> None:
     for _ in range(args.repeats):
         mm.append(matmul_gflops(repeats=3))
         for name in names:
-            times[name].append(_timed(lambda: decode_with(name)))
+            times[name].append(timed(lambda: decode_with(name)))
     peak = max(m[0] for m in mm)
     peak_cpu = max(m[1] for m in mm)
 

@@ -16,19 +16,12 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from gsv_edu.hubert import HuBERT, HuBERTConfig  # noqa: E402
-
-
-def timed(fn) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of this process) of one call."""
-    w0, c0 = time.perf_counter(), time.process_time()
-    fn()
-    return time.perf_counter() - w0, time.process_time() - c0
+from common import timed  # noqa: E402
 
 
 def main(argv=None) -> None:

@@ -22,10 +22,8 @@ the steadier measure (with one thread it excludes the time other processes hold 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import time
 import types
 import warnings
 
@@ -39,21 +37,13 @@ from gsv_edu.audio import mel_spectrogram, spec_to_mel, spectrogram  # noqa: E40
 from gsv_edu.commons import slice_segments  # noqa: E402
 from gsv_edu.hifigan import LRELU_SLOPE, Generator, ResBlock1  # noqa: E402
 from gsv_edu.losses import discriminator_loss, feature_loss, generator_loss, kl_loss  # noqa: E402
-from gsv_edu.models import MultiPeriodDiscriminator, SynthesizerTrn  # noqa: E402
 from gsv_edu.weight_norm import WeightNorm, remove_weight_norm  # noqa: E402
 import weight_rule  # noqa: E402
+from common import official_v2, official_v2_discriminator, official_v2_generator, timed  # noqa: E402
 
 
-def load_hps() -> dict:
-    with open(os.path.join(ROOT, "gsv_edu", "configs", "s2.json")) as f:
-        return json.load(f)
-
-
-def build_pair(hps: dict):
-    data, train = hps["data"], hps["train"]
-    net_g = SynthesizerTrn(data["filter_length"] // 2 + 1, train["segment_size"] // data["hop_length"],
-                           n_speakers=data["n_speakers"], **dict(hps["model"], version="v2"))
-    net_d = MultiPeriodDiscriminator(hps["model"]["use_spectral_norm"], version="v2")
+def build_pair(cfg):
+    net_g, net_d = official_v2_generator(cfg), official_v2_discriminator(cfg)
     weight_rule.fill_module(net_g)
     weight_rule.fill_module(net_d)
     return net_g.train(), net_d.train()
@@ -116,15 +106,15 @@ def make_plain(net_g, net_d) -> None:
 # --- one training step -----------------------------------------------------------------------
 
 def optimizers(net_g, net_d, train):
-    kw = dict(lr=train["learning_rate"], betas=train["betas"], eps=train["eps"])  # AdamW weight decay 0.01
+    kw = dict(lr=train.learning_rate, betas=train.betas, eps=train.eps)  # AdamW weight decay 0.01
     return (torch.optim.AdamW([p for p in net_g.parameters() if p.requires_grad], **kw),
             torch.optim.AdamW(net_d.parameters(), **kw))
 
 
-def train_step(net_g, net_d, optim_g, optim_d, batch, hps, seed: int):
+def train_step(net_g, net_d, optim_g, optim_d, batch, cfg, seed: int):
     ssl, spec, spec_lengths, text, text_lengths, wav = batch
-    data, train = hps["data"], hps["train"]
-    hop, segment = data["hop_length"], train["segment_size"]
+    train = cfg.train
+    hop, segment = cfg.data.hop_length, train.segment_size
     torch.manual_seed(seed)  # the same posterior noise and slices for both variants
     y_hat, kl_ssl, ids_slice, _, z_mask, (z, z_p, m_p, logs_p, m_q, logs_q), _ = net_g(
         ssl, spec, spec_lengths, text, text_lengths)
@@ -140,8 +130,8 @@ def train_step(net_g, net_d, optim_g, optim_d, batch, hps, seed: int):
     optim_d.step()
 
     y_d_hat_r, y_d_hat_g, fmap_r, fmap_g = net_d(y, y_hat)
-    loss_mel = F.l1_loss(y_mel, y_hat_mel) * train["c_mel"]
-    loss_kl = kl_loss(z_p, logs_q, m_p, logs_p, z_mask) * train["c_kl"]
+    loss_mel = F.l1_loss(y_mel, y_hat_mel) * train.c_mel
+    loss_kl = kl_loss(z_p, logs_q, m_p, logs_p, z_mask) * train.c_kl
     loss_fm = feature_loss(fmap_r, fmap_g)
     loss_gen, _ = generator_loss(y_d_hat_g)
     loss_gen_all = loss_gen + loss_fm + loss_mel + kl_ssl * 1 + loss_kl
@@ -172,28 +162,29 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    hps = load_hps()
+    cfg = official_v2()
     batch = make_batch(args.batch, args.seconds)
 
     variants = {}
     for name in ("ours", "plain"):
-        net_g, net_d = build_pair(hps)
+        net_g, net_d = build_pair(cfg)
         if name == "plain":
             make_plain(net_g, net_d)
-        variants[name] = (net_g, net_d, *optimizers(net_g, net_d, hps["train"]))
+        variants[name] = (net_g, net_d, *optimizers(net_g, net_d, cfg.train))
 
     times = {name: [] for name in variants}
     cpu_times = {name: [] for name in variants}
     first_losses = {}
     for step in range(args.repeats + 1):  # the first round is a warm-up
         for name, (net_g, net_d, optim_g, optim_d) in variants.items():
-            t0, c0 = time.perf_counter(), time.process_time()
-            losses = train_step(net_g, net_d, optim_g, optim_d, batch, hps, seed=step)
+            result = {}
+            wall, cpu = timed(lambda: result.update(losses=train_step(net_g, net_d, optim_g, optim_d, batch, cfg,
+                                                                      seed=step)))
             if step == 0:
-                first_losses[name] = losses
+                first_losses[name] = result["losses"]
             else:
-                times[name].append(time.perf_counter() - t0)
-                cpu_times[name].append(time.process_time() - c0)
+                times[name].append(wall)
+                cpu_times[name].append(cpu)
 
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, load avg {os.getloadavg()[0]:.2f}, "
           f"batch {args.batch} x {args.seconds:g} s, fp32, best of {args.repeats}")
