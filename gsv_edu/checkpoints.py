@@ -323,7 +323,8 @@ def load_sovits(path: str | os.PathLike, device: str | torch.device = "cpu", *, 
     needed for training), weight norm folded into plain weights. inference=False: a model to
     train from: train mode, weight norm kept; a file without `enc_q` (an export) leaves the
     posterior encoder at its fresh initial values (listed in `missing_keys`), as the official
-    trainer does when it starts from such a file.
+    trainer does when it starts from such a file. The returned record is also attached to the
+    model as `model.loaded_from`, so the file's config and version stay at hand (gsv_edu.infer).
     """
     from gsv_edu.channels_last import use_channels_last_convs
     from gsv_edu.weight_norm import fold_weight_norm
@@ -362,12 +363,14 @@ def load_sovits(path: str | os.PathLike, device: str | torch.device = "cpu", *, 
         fold_weight_norm(model)
         if torch.device(device).type == "cpu":
             # oneDNN runs these narrow, long 1-D convolutions much faster in the channels-last
-            # layout (about 1.45× on the official-size decode: RTF 0.39 → 0.27; bench/decode.py). Same weights, same keys,
-            # outputs equal to float rounding. Only the decoder: enc_p's attention reshapes
-            # its conv outputs with .view, which needs the default layout.
+            # layout (about 1.45× on the official-size decode: RTF 0.39 → 0.27; bench/decode.py).
+            # Same weights, same keys, outputs equal to float rounding. Only the decoder: enc_p's
+            # attention reshapes its conv outputs with .view, which needs the default layout.
             use_channels_last_convs(model.dec)
-    return LoadedSovits(model=model, hps=hps, version=sovits.version, kind=sovits.kind, info=sovits.info,
-                        path=path, missing_keys=missing)
+    loaded = LoadedSovits(model=model, hps=hps, version=sovits.version, kind=sovits.kind, info=sovits.info,
+                          path=path, missing_keys=missing)
+    model.loaded_from = loaded  # the file's config and version travel with the model (gsv_edu.infer reads them)
+    return loaded
 
 
 # ---------------------------------------------------------------------------------------- writing

@@ -61,9 +61,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
         loaded = load_sovits(path, device, inference=True)
     except CheckpointError as e:
         raise InferenceError(f"--sovits {e}") from None
-    model = loaded.model
-    model.loaded_from = loaded  # keep the config (hps) and version at hand
-    return model
+    return loaded.model  # with .loaded_from: the file's config and version
 
 
 def load_encoder(folder: str | os.PathLike | None, model, device: str | torch.device = "cpu"):

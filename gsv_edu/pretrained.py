@@ -35,17 +35,14 @@ def load_tiny_sovits(device: str | torch.device = "cpu", *, inference: bool = Tr
     `gsv_edu.infer.synthesize` need (same as `gsv_edu.infer.load_model` on the file).
     inference=False: every tensor including `enc_q`, weight norm kept, in train mode (call
     `.eval()` for deterministic use, e.g. resynthesis through the posterior).
-    The `LoadedSovits` record (config, version, info) is attached as `model.loaded_from`.
+    The `LoadedSovits` record (config, version, info) is at `model.loaded_from`, as after any `load_sovits`.
     """
     from .checkpoints import load_sovits
 
     if not TINY_SOVITS_PATH.is_file():
         raise FileNotFoundError(f"{TINY_SOVITS_PATH}: the shipped tiny SoVITS is missing (a partial install? "
                                 f"reinstall gsv_edu or use a clone of its repository)")
-    loaded = load_sovits(TINY_SOVITS_PATH, device, inference=inference)
-    model = loaded.model
-    model.loaded_from = loaded  # gsv_edu.infer reads the data config from here
-    return model
+    return load_sovits(TINY_SOVITS_PATH, device, inference=inference).model
 
 
 def tiny_sovits_metrics() -> list[dict]:

@@ -167,7 +167,6 @@ def evaluate(model_path: Path, out_dir: Path, wav_dir: Path) -> None:
     start = time.time()
     trained = load_sovits(model_path, inference=False).model.eval()
     infer_model = load_sovits(model_path).model
-    infer_model.loaded_from = load_sovits(model_path)
     cfg = Config.preset("tiny")
     torch.manual_seed(0)
     untrained = SynthesizerTrn(cfg.spec_channels, cfg.segment_frames, **cfg.model_kwargs()).eval()
