@@ -111,17 +111,15 @@ def mean_dict(ds):
 def export(run: Path) -> None:
     """RUN's newest G checkpoint -> sovits_tiny.pth (pretrained-s2G format, enc_q kept) + its metrics.jsonl."""
     import gsv_edu
-    from gsv_edu.training_checkpoints import checkpoint_dir, latest_checkpoint
+    from gsv_edu.training_checkpoints import checkpoint_dir, latest_checkpoint, load_pair
 
     ck = checkpoint_dir(run, "v2")
-    step = latest_checkpoint(ck)
-    g_path = ck / f"G_{step}.pth"
-    loaded = gsv_edu.load_sovits(g_path, inference=False)
-    raw = torch.load(g_path, map_location="cpu", weights_only=False)  # our own training checkpoint
-    epoch = int(raw.get("iteration", raw.get("epoch", 0)))
-    print(g_path, "step", raw.get("step"), "epoch", epoch)
+    pair = load_pair(ck, latest_checkpoint(ck))  # safe unpickling, every key
+    step, epoch = int(pair.g.get("step", pair.step)), int(pair.g.get("iteration", 0))  # official: iteration = epoch
+    loaded = gsv_edu.load_sovits(pair.g_path, inference=False)
+    print(pair.g_path, "step", step, "epoch", epoch)
     TINY_SOVITS_DIR.mkdir(parents=True, exist_ok=True)
-    gsv_edu.save_sovits(loaded.model, TINY_SOVITS_PATH, loaded.hps, epoch, int(raw.get("step", step)), enc_q=True)
+    gsv_edu.save_sovits(loaded.model, TINY_SOVITS_PATH, loaded.hps, epoch, step, enc_q=True)
     shutil.copy(run / "metrics.jsonl", TINY_SOVITS_DIR / "metrics.jsonl")
     # the trainer's own export of the same step must hold the same tensors (fp16), minus enc_q
     exports = sorted((run / "weights").glob(f"*_s{step}.pth"))
