@@ -169,8 +169,3 @@ class HuBERTConfig:
             d[f.name] = list(v) if isinstance(v, tuple) else v
         d["num_feat_extract_layers"] = len(self.conv_dim)
         return d
-
-    def save_json(self, path: str | os.PathLike) -> None:
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
-            f.write("\n")
