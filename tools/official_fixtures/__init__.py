@@ -1,0 +1,1 @@
+"""One module per fixture group; see tools/make_official_fixtures.py."""
