@@ -248,7 +248,9 @@ def _tiny_model_kwargs(official, version) -> dict:
 
 def _build_tiny(official, version, rule):
     """The official class at tiny sizes; its MRTE() (hard-coded 192/512/192) swapped for content/out =
-    hidden_channels, width 512 (= the ge_to512 output that feeds it), at construction time only."""
+    hidden_channels, width 512 (= the ge_to512 output that feeds it), at construction time only.
+    Weights: `sv_weight_rule.fill_tiny_sovits` (the sovits_v2 rule, enc_q.proj x 0.1)."""
+    _, sv_rule = _rules()
     models = importlib.import_module("module.models")
     mrte_model = importlib.import_module("module.mrte_model")
     kwargs = _tiny_model_kwargs(official, version)
@@ -259,7 +261,20 @@ def _build_tiny(official, version, rule):
         g = models.SynthesizerTrn(1025, TINY_SEGMENT_SIZE // 640, n_speakers=300, **kwargs, version=version)
     finally:
         models.MRTE = original
-    return rule.fill_module(g).eval(), kwargs
+    return sv_rule.fill_tiny_sovits(g).eval(), kwargs
+
+
+@contextlib.contextmanager
+def _replayed_draws(eps: torch.Tensor, uniform: torch.Tensor):
+    """torch.randn_like / torch.rand return the recorded draws (in the caller's dtype): lets the
+    float64 re-run of the official forward see the same noise as the float32 run."""
+    randn_like, rand = torch.randn_like, torch.rand
+    torch.randn_like = lambda t, *a, **k: eps.to(t.dtype)
+    torch.rand = lambda *a, **k: uniform.to(k.get("dtype") or torch.float32)
+    try:
+        yield
+    finally:
+        torch.randn_like, torch.rand = randn_like, rand
 
 
 def _ge_parts(g, refer, sv):
@@ -359,8 +374,15 @@ def make_synth_tiny(official, out, report) -> tuple[list[pathlib.Path], dict]:
             g64 = _build_tiny(official, version, rule)[0].double()
             decode64 = g64.decode(codes.transpose(0, 1), text[0:1], spec[1:2, :, :30].double(), noise_scale=0.0,
                                   sv_emb=sv[1:2].double())
+            with _replayed_draws(eps, slice_uniform):
+                out64 = g64(ssl.double(), spec.double(), lengths, text, text_lengths, sv_emb=sv.double())
+        ratio = {}
+        for name, a, b in [("o", o, out64[0])] + [(n, a, b) for n, a, b in zip(
+                ("z", "z_p", "m_p", "logs_p", "m_q", "logs_q"), (z, z_p, m_p, logs_p, m_q, logs_q), out64[5])]:
+            ratio[name] = float(((a.double() - b).abs() / (1e-5 + 1e-4 * b.abs())).max())
         report.setdefault("synth_tiny", {})[version] = {
-            "decode_f32_vs_f64_maxabs": _maxabs(decode, decode64), "code_margin_min_sq_gap": _code_margin(g, ssl),
+            "decode_f32_vs_f64_maxabs": _maxabs(decode, decode64),
+            "forward_f32_vs_f64_max_error_over_tolerance": ratio, "code_margin_min_sq_gap": _code_margin(g, ssl),
             "num_parameters": sum(p.numel() for p in g.parameters()), "num_keys": len(g.state_dict())}
         obj[version] = {
             "model_kwargs": kwargs, "ge": ge, "ge512": ge512,
