@@ -14,7 +14,7 @@ import torch
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
 from gsv_edu.config import Config  # noqa: E402
-from gsv_edu.models import MultiPeriodDiscriminator, SynthesizerTrn  # noqa: E402
+from gsv_edu.sovits.models import MultiPeriodDiscriminator, SynthesizerTrn  # noqa: E402
 
 
 def timed(fn) -> tuple[float, float]:

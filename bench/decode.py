@@ -14,7 +14,7 @@ is shared and noisy):
 - `weight norm kept`  — eval mode only: every forward recomputes g·v/‖v‖ (what the official
                         inference does, it never removes the weight norm);
 - `folded`            — weight norm folded (`fold_weight_norm`);
-- `folded + channels-last dec` — also `use_channels_last_convs(model.dec)` (gsv_edu/channels_last.py).
+- `folded + channels-last dec` — also `use_channels_last_convs(model.dec)` (gsv_edu/sovits/channels_last.py).
 
 The FLOPs of one decode are counted with torch.utils.flop_counter.FlopCounterMode (every conv,
 transposed conv, linear, matmul); GFLOP/s ÷ the best 2048×2048 fp32 matmul throughput measured in
@@ -35,8 +35,8 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests", "fixtures", "sovits_v2"))
-from gsv_edu.channels_last import use_channels_last_convs  # noqa: E402
-from gsv_edu.weight_norm import fold_weight_norm  # noqa: E402
+from gsv_edu.sovits.channels_last import use_channels_last_convs  # noqa: E402
+from gsv_edu.sovits.weight_norm import fold_weight_norm  # noqa: E402
 import weight_rule  # noqa: E402
 from common import matmul_gflops, official_v2_generator, timed  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Training speed and peak memory of `gsv_edu.trainer.Trainer.train_step` for the presets.
+"""Training speed and peak memory of `gsv_edu.train.step.Trainer.train_step` for the presets.
 
     .venv/bin/python bench/train.py                         # tiny and official-v2 on the CPU
     .venv/bin/python bench/train.py --device cuda           # on a GPU: fp32, fp16 (+GradScaler), bf16
@@ -35,9 +35,9 @@ def one(args) -> dict:
     torch.set_num_threads(args.threads)
     from gsv_edu import audio
     from gsv_edu.config import Config
-    from gsv_edu.dataset import TextAudioSpeakerCollate
-    from gsv_edu.distributed import DistributedContext
-    from gsv_edu.trainer import Trainer
+    from gsv_edu.data.dataset import TextAudioSpeakerCollate
+    from gsv_edu.train.distributed import DistributedContext
+    from gsv_edu.train.step import Trainer
 
     cfg = Config.preset(args.preset)
     cfg.train.batch_size = args.batch

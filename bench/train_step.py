@@ -34,10 +34,10 @@ ROOT = os.path.join(os.path.dirname(__file__), "..")
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests", "fixtures", "sovits_v2"))
 from gsv_edu.audio import mel_spectrogram, spec_to_mel, spectrogram  # noqa: E402
-from gsv_edu.commons import slice_segments  # noqa: E402
-from gsv_edu.hifigan import LRELU_SLOPE, Generator, ResBlock1  # noqa: E402
-from gsv_edu.losses import discriminator_loss, feature_loss, generator_loss, kl_loss  # noqa: E402
-from gsv_edu.weight_norm import WeightNorm, remove_weight_norm  # noqa: E402
+from gsv_edu.sovits.commons import slice_segments  # noqa: E402
+from gsv_edu.sovits.hifigan import LRELU_SLOPE, Generator, ResBlock1  # noqa: E402
+from gsv_edu.sovits.losses import discriminator_loss, feature_loss, generator_loss, kl_loss  # noqa: E402
+from gsv_edu.sovits.weight_norm import WeightNorm, remove_weight_norm  # noqa: E402
 import weight_rule  # noqa: E402
 from common import official_v2, official_v2_discriminator, official_v2_generator, timed  # noqa: E402
 

@@ -22,17 +22,35 @@ import os
 import tempfile
 from typing import IO, Iterator
 
+import torch
+
 __all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_save"]
 
 
 def _file_mode() -> int:
-    """The permissions a plain `open(path, "w")` would give (mkstemp would give 0o600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+    """The permissions a plain `open(path, "w")` would give now (mkstemp would give 0o600).
 
-
-_FILE_MODE = _file_mode()
+    Read at each write, not at import, and without changing the umask: on Linux from
+    /proc/self/status; elsewhere (no such line) by the mode that `os.open` gives a probe file,
+    which the umask has already masked.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    fd, probe = tempfile.mkstemp()
+    os.close(fd)
+    try:
+        os.unlink(probe)
+        fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        os.close(fd)
+        return os.stat(probe).st_mode & 0o777
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(probe)
 
 
 @contextlib.contextmanager
@@ -53,7 +71,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", encoding: str | None
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:
-        os.chmod(tmp, _FILE_MODE)
+        os.chmod(tmp, _file_mode())
         if mode == "w":
             f = os.fdopen(fd, "w", encoding=encoding or "utf-8", newline=newline)
         else:
@@ -83,7 +101,5 @@ def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8
 
 def atomic_save(obj, path: str | os.PathLike) -> None:
     """`torch.save(obj, path)`, atomically: a checkpoint is never left half written."""
-    import torch
-
     with atomic_write(path, "wb") as f:
         torch.save(obj, f)

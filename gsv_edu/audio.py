@@ -16,6 +16,8 @@ import os
 import warnings
 
 import numpy as np
+import soundfile as sf
+import soxr
 import torch
 
 # Official training data are resampled to these two rates: 32 kHz for SoVITS, 16 kHz for HuBERT.
@@ -41,21 +43,17 @@ def resample(y: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     """
     if orig_sr == target_sr:
         return y
-    import soxr
-
     return soxr.resample(np.asarray(y, dtype=np.float32), orig_sr, target_sr, quality="HQ").astype(np.float32)
 
 
 def _read(path: str) -> tuple[np.ndarray, int]:
     """Decode any file soundfile reads (wav, flac, ogg, ...); fall back to librosa (audioread)."""
-    import soundfile as sf
-
     try:
         data, sr = sf.read(path, dtype="float32", always_2d=True)  # [N, channels]
         return data.mean(axis=1), int(sr)
     except Exception as sf_error:  # not a format libsndfile knows: try librosa/audioread (mp3, m4a...)
         try:
-            import librosa
+            import librosa  # deferred: importing librosa takes seconds; only needed for mp3/m4a
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -86,8 +84,6 @@ def load_audio(path: str | os.PathLike, sampling_rate: int = SOVITS_SR, *, allow
 
 def save_audio(path: str | os.PathLike, y, sampling_rate: int = SOVITS_SR) -> None:
     """Write a mono signal ([N] or [1, N], numpy or torch) as 16-bit PCM WAV (or FLAC by suffix)."""
-    import soundfile as sf
-
     if isinstance(y, torch.Tensor):
         y = y.detach().float().cpu().numpy()
     y = np.asarray(y, dtype=np.float32).reshape(-1)
@@ -121,7 +117,7 @@ def _hann_window(win_length: int, dtype: torch.dtype, device: torch.device) -> t
 def mel_basis(sampling_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None,
               dtype: torch.dtype = torch.float32, device: torch.device = torch.device("cpu")) -> torch.Tensor:
     """librosa's mel filterbank [n_mels, n_fft/2+1] (Slaney scale and area normalisation)."""
-    import librosa
+    import librosa  # deferred: importing librosa takes seconds
 
     m = librosa.filters.mel(sr=sampling_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
     return torch.from_numpy(m).to(dtype=dtype, device=device)

@@ -1,8 +1,8 @@
 """Helpers for the book's notebooks: set-up, the sample corpus, plots, audio players, shape tables.
 
 Every chapter starts with `device = book.setup()` and uses these helpers instead of copying plotting
-code from chapter to chapter. Nothing here is needed by the library itself; matplotlib and IPython
-are imported lazily.
+code from chapter to chapter. Nothing here is needed by the library itself; matplotlib, IPython and
+ipywidgets are imported inside the functions that use them, because they are optional (the dev extra).
 """
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from gsv_edu.audio import load_audio, resample
 
 REPO_DIR = pathlib.Path(__file__).resolve().parent.parent
 SAMPLE_DIR = REPO_DIR / "data" / "sample"
@@ -69,8 +71,6 @@ class Utterance:
     text: str
 
     def load(self, sampling_rate: int = 32000) -> np.ndarray:
-        from .audio import load_audio
-
         return load_audio(self.path, sampling_rate)
 
 
@@ -104,8 +104,6 @@ def audio_player(y, sampling_rate: int = 32000, max_seconds: float = 5.0, store_
     """An inline audio player. The clip is cut to `max_seconds` and stored at `store_rate`
     (16 kHz by default) so that committed notebooks stay small."""
     from IPython.display import Audio
-
-    from .audio import resample
 
     if isinstance(y, torch.Tensor):
         y = y.detach().float().cpu().numpy()

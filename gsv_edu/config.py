@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import pathlib
 import types
@@ -123,7 +124,7 @@ TOP_LEVEL: dict[str, Any] = {
     "s2_ckpt_dir": str, "content_module": str, "name": str, "version": str, "save_weight_dir": str,
     "pretrain": Optional[str], "resume_step": Optional[int],
 }
-SUPPORTED_VERSIONS = ("v1", "v2")
+SUPPORTED_VERSIONS = ("v1", "v2")  # the SoVITS versions gsv_edu implements (the one list of them)
 
 
 def _type_name(tp) -> str:
@@ -320,10 +321,9 @@ class Config:
 
     def validate(self) -> "Config":
         """Checks that span several keys (the per-key types are checked on the way in)."""
-        import math
-
         if self.version not in SUPPORTED_VERSIONS:
-            raise ConfigError(f"model.version: {self.version!r} is not supported yet (supported: v1, v2)")
+            raise ConfigError(f"model.version: {self.version!r} is not supported yet "
+                              f"(supported: {', '.join(SUPPORTED_VERSIONS)})")
         if math.prod(self.model.upsample_rates) != self.data.hop_length:
             raise ConfigError(f"model.upsample_rates: their product {math.prod(self.model.upsample_rates)} "
                               f"must equal data.hop_length {self.data.hop_length}")

@@ -36,7 +36,11 @@ from typing import Union
 import numpy as np
 import torch
 
-from . import audio
+from gsv_edu import audio
+from gsv_edu.config import Config
+from gsv_edu.hubert import features, load_content_encoder
+from gsv_edu.text import clean_text, cleaned_text_to_sequence, normalize_language
+from gsv_edu.weights import CheckpointError, load_sovits
 
 __all__ = ["load_model", "load_encoder", "synthesize", "reference_spectrogram", "source_codes", "text_to_ids",
            "InferenceError", "main"]
@@ -52,8 +56,6 @@ class InferenceError(ValueError):
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
     """A SoVITS generator from an exported (or official, or G_*.pth) weight file, ready for `decode`."""
-    from .checkpoints import CheckpointError, load_sovits
-
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise InferenceError(f"--sovits {path}: no such file")
@@ -70,8 +72,6 @@ def load_encoder(folder: str | os.PathLike | None, model, device: str | torch.de
     None → gsv_edu's shipped small HuBERT; else a Hugging Face folder (e.g. chinese-hubert-base,
     768 wide, for official weights).
     """
-    from .prepare import load_content_encoder
-
     encoder, name = load_content_encoder(folder)
     width = encoder.config.hidden_size
     if width != model.ssl_dim:
@@ -125,8 +125,6 @@ def reference_spectrogram(ref: AudioInput, config, device="cpu") -> torch.Tensor
 @torch.no_grad()
 def source_codes(model, encoder, source: AudioInput, device="cpu") -> torch.Tensor:
     """Semantic codes [1, 1, T_c] (quantizer layer first, as `decode` takes them) of the source speech."""
-    from .hubert import features
-
     name = _name(source)
     y16 = _load(source, audio.HUBERT_SR, "--source")  # [N16]
     own_frames = features.hubert_frames(len(y16), encoder)
@@ -141,8 +139,6 @@ def source_codes(model, encoder, source: AudioInput, device="cpu") -> torch.Tens
 
 def text_to_ids(text: str, lang: str, version: str = "v2") -> torch.Tensor:
     """Phone ids [1, L] of a text (`clean_text` + `cleaned_text_to_sequence`)."""
-    from .text import clean_text, cleaned_text_to_sequence, normalize_language
-
     if not text or not text.strip():
         raise InferenceError("--text: empty text")
     try:
@@ -196,8 +192,6 @@ def synthesize(model, *, ref: AudioInput | list[AudioInput], source: AudioInput,
 
 def _config_of(model):
     """The model's Config (from the weight file's stored config; else the official defaults)."""
-    from .config import Config
-
     loaded = getattr(model, "loaded_from", None)
     if loaded is not None and getattr(loaded, "hps", None) is not None:
         try:

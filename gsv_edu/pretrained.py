@@ -4,6 +4,10 @@ The book's chapters on the decoder, training and inference listen to it; nothing
 needs it. How it was trained, on what, for how long, and what was measured on it (no human
 listened to it) is in `gsv_edu/assets/sovits_tiny/MODEL_CARD.md`.
 
+Why a module of its own and not part of `gsv_edu.weights`: it reads no file format of its own
+(it is `load_sovits` on a file that ships with the package, as `gsv_edu.hubert.load_default`
+is `from_pretrained` on the shipped HuBERT); it names a shipped asset and its training log.
+
 The weight file is in the format of an official *pretrained* s2G (`s2G2333k.pth`, reference §6.3):
 an OrderedDict with `weight` (every generator tensor in fp16, **including** the posterior encoder
 `enc_q`), `config` (the training config as a `utils.HParams`) and `info`. An official *export*
@@ -21,6 +25,9 @@ from pathlib import Path
 
 import torch
 
+from gsv_edu.train.logs import read_metrics
+from gsv_edu.weights import load_sovits
+
 __all__ = ["TINY_SOVITS_DIR", "TINY_SOVITS_PATH", "load_tiny_sovits", "tiny_sovits_metrics"]
 
 TINY_SOVITS_DIR = Path(__file__).resolve().parent / "assets" / "sovits_tiny"
@@ -37,8 +44,6 @@ def load_tiny_sovits(device: str | torch.device = "cpu", *, inference: bool = Tr
     `.eval()` for deterministic use, e.g. resynthesis through the posterior).
     The `LoadedSovits` record (config, version, info) is at `model.loaded_from`, as after any `load_sovits`.
     """
-    from .checkpoints import load_sovits
-
     if not TINY_SOVITS_PATH.is_file():
         raise FileNotFoundError(f"{TINY_SOVITS_PATH}: the shipped tiny SoVITS is missing (a partial install? "
                                 f"reinstall gsv_edu or use a clone of its repository)")
@@ -47,6 +52,4 @@ def load_tiny_sovits(device: str | torch.device = "cpu", *, inference: bool = Tr
 
 def tiny_sovits_metrics() -> list[dict]:
     """The training log of the shipped model: the rows of its metrics.jsonl ({step, loss/g/mel, ...})."""
-    from .logging_utils import read_metrics
-
     return read_metrics(TINY_SOVITS_DIR)

@@ -6,9 +6,9 @@ import json
 import pathlib
 
 from conftest import FIXTURES
-from gsv_edu.flows import ResidualCouplingBlock
-from gsv_edu.hifigan import Generator
-from gsv_edu.posterior import PosteriorEncoder
+from gsv_edu.sovits.flows import ResidualCouplingBlock
+from gsv_edu.sovits.hifigan import Generator
+from gsv_edu.sovits.posterior import PosteriorEncoder
 
 # Copies of shared/reference/sovits_v2_state_dict.txt and sovits_v2_disc_state_dict.txt.
 REFERENCE = pathlib.Path(__file__).parent / "fixtures" / "reference"

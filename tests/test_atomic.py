@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -44,6 +46,25 @@ def test_permissions_like_a_plain_open(tmp_path):
         f.write("x")
     mode = lambda p: stat.S_IMODE(os.stat(p).st_mode)  # noqa: E731
     assert mode(tmp_path / "a.txt") == mode(tmp_path / "b.txt")
+
+
+def test_import_leaves_the_umask_alone_and_writes_follow_the_current_one(tmp_path):
+    """The file mode is read at each write (not fixed at import, and without setting the umask)."""
+    code = (
+        "import os, stat, sys\n"
+        "calls = []\n"
+        "real = os.umask\n"
+        "os.umask = lambda m: calls.append(m) or real(m)\n"
+        "import gsv_edu.atomic as a\n"
+        "assert calls == [], calls\n"
+        "os.umask = real\n"
+        "for umask in (0o027, 0o002):\n"
+        "    os.umask(umask)\n"
+        "    path = os.path.join(sys.argv[1], oct(umask))\n"
+        "    a.atomic_write_text(path, 'x')\n"
+        "    print(oct(stat.S_IMODE(os.stat(path).st_mode)))\n")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["0o640", "0o664"]
 
 
 def test_bad_mode():

@@ -1,4 +1,4 @@
-"""The relative-position attention, the FFN and the post-norm Encoder (gsv_edu.attention).
+"""The relative-position attention, the FFN and the post-norm Encoder (gsv_edu.sovits.attention).
 
 The windowed relative attention is checked against a direct, loop-based evaluation of the
 definition in reference §2.2 (no skewing tricks); the encoder against its padding invariants.
@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from gsv_edu.attention import FFN, Encoder, MultiHeadAttention, absolute_to_relative, relative_to_absolute
+from gsv_edu.sovits.attention import FFN, Encoder, MultiHeadAttention, absolute_to_relative, relative_to_absolute
 
 
 @pytest.mark.parametrize("t", [1, 3, 5, 6, 11])

@@ -42,8 +42,8 @@ def test_sample_corpus_lines_resolve(tmp_path):
 
 
 def test_source_of_a_decorated_method_points_at_the_library(capsys):
-    from gsv_edu.quantize import EuclideanCodebook
+    from gsv_edu.sovits.quantize import EuclideanCodebook
 
     book.source(EuclideanCodebook._ema_update, lines=3)
     first = capsys.readouterr().out.splitlines()[0]
-    assert first.startswith("# gsv_edu/quantize.py, line "), first
+    assert first.startswith("# gsv_edu/sovits/quantize.py, line "), first

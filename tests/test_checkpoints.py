@@ -1,4 +1,4 @@
-"""Reading and writing SoVITS weight files (gsv_edu.checkpoints).
+"""Reading and writing SoVITS weight files (gsv_edu.weights).
 
 The three official export files of the fixtures (README §8), our own exports (readable by us
 and, through a stand-in `utils` module, by a plain unrestricted torch.load as the official UI
@@ -19,10 +19,10 @@ import pytest
 import torch
 
 from conftest import FIXTURES, assert_fixture_close
-from gsv_edu.checkpoints import (CheckpointError, HParams, UnsupportedVersionError, load_sovits,
-                                 load_training_checkpoint, read_sovits_file, save_sovits,
-                                 save_training_checkpoint)
-from gsv_edu.models import SynthesizerTrn
+from gsv_edu.weights import (CheckpointError, HParams, UnsupportedVersionError, load_pair, load_sovits,
+                             load_training_checkpoint, read_discriminator_file, read_sovits_file, save_pair,
+                             save_sovits, save_training_checkpoint, weights_fingerprint)
+from gsv_edu.sovits.models import SynthesizerTrn
 
 EXPORTS = FIXTURES / "export"
 TINY_CONFIG = json.loads((FIXTURES / "tiny_config.json").read_text())
@@ -168,6 +168,43 @@ def test_discriminator_file_is_named_as_such(tmp_path):
                 "optimizer": None, "learning_rate": 1e-4}, path)
     with pytest.raises(CheckpointError, match="discriminator checkpoint"):
         read_sovits_file(path)
+
+
+def test_discriminator_reader_takes_s2d_and_d_files_and_refuses_the_rest(tmp_path):
+    d = {"discriminators.0.conv_post.bias": torch.arange(3.0)}
+    torch.save({"weight": {k: v.half() for k, v in d.items()}}, tmp_path / "s2D.pth")  # pretrained s2D
+    torch.save({"model": d, "iteration": 2, "optimizer": None, "learning_rate": 1e-4}, tmp_path / "D_9.pth")
+    s2d, d9 = read_discriminator_file(tmp_path / "s2D.pth"), read_discriminator_file(tmp_path / "D_9.pth")
+    assert s2d["discriminators.0.conv_post.bias"].dtype == torch.float16
+    assert torch.equal(s2d["discriminators.0.conv_post.bias"].float(), d9["discriminators.0.conv_post.bias"])
+    torch.save([1, 2], tmp_path / "list.pth")
+    with pytest.raises(CheckpointError, match=r"list.pth: expected a dict with 'weight' \(s2D\) or 'model'"):
+        read_discriminator_file(tmp_path / "list.pth")
+    torch.save({"weight": {"a": 1}}, tmp_path / "bad.pth")
+    with pytest.raises(CheckpointError, match="bad.pth: the weights are not a mapping of names to tensors"):
+        read_discriminator_file(tmp_path / "bad.pth")
+
+
+def test_weights_fingerprint_is_bitwise_and_the_same_for_a_module_and_its_state_dict():
+    torch.manual_seed(0)
+    a = torch.nn.Linear(3, 2)
+    b = torch.nn.Linear(3, 2)
+    b.load_state_dict(a.state_dict())
+    assert weights_fingerprint(a) == weights_fingerprint(b) == weights_fingerprint(a.state_dict())
+    assert len(weights_fingerprint(a)) == 16 and weights_fingerprint(a, 12) == weights_fingerprint(a)[:12]
+    with torch.no_grad():
+        b.bias[0] = torch.nextafter(b.bias[0], torch.tensor(1.0))  # one ulp
+    assert weights_fingerprint(a) != weights_fingerprint(b)
+
+
+def test_checkpoint_pair_reads_back_every_key(tmp_path):
+    g = {"model": {"w": torch.ones(2)}, "iteration": 3, "optimizer": None, "learning_rate": 1e-4, "step": 12,
+         "rng": [{"torch": torch.zeros(4, dtype=torch.uint8)}]}
+    d = {"model": {"v": torch.zeros(1)}, "iteration": 3, "optimizer": None, "learning_rate": 1e-4, "step": 12}
+    save_pair(tmp_path, 12, g, d)
+    pair = load_pair(tmp_path, 12)
+    assert not pair.is_official_only and pair.g["step"] == 12 and torch.equal(pair.g["rng"][0]["torch"], g["rng"][0]["torch"])
+    assert sorted(pair.d) == sorted(d) and load_training_checkpoint(pair.g_path).iteration == 3
 
 
 # ---------------------------------------------------------------------------------- our exports

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from gsv_edu import commons
+from gsv_edu.sovits import commons
 from conftest import assert_fixture_close, load_fixture
 
 

@@ -12,7 +12,7 @@ from scipy.io import wavfile
 
 from gsv_edu import audio
 from gsv_edu.config import Config
-from gsv_edu.dataset import TextAudioSpeakerCollate, TextAudioSpeakerDataset
+from gsv_edu.data.dataset import TextAudioSpeakerCollate, TextAudioSpeakerDataset
 from gsv_edu.text.symbols import symbol_to_id
 
 D = 8  # content width of the fake features
@@ -90,12 +90,12 @@ def test_broken_item_is_replaced_by_nearest_in_length(prepared, caplog):
     ds = TextAudioSpeakerDataset(prepared, CONFIG)
     (prepared / "4-cnhubert" / "c.wav.pt").write_bytes(b"not a tensor")
     index = next(i for i, (n, _) in enumerate(ds.items) if n == "c.wav")
-    with caplog.at_level(logging.WARNING, logger="gsv_edu.dataset"):
+    with caplog.at_level(logging.WARNING, logger="gsv_edu.data.dataset"):
         ssl, spec, wav, text = ds[index]
     assert "c.wav" in caplog.text
     assert wav.shape[-1] == 32000  # a.wav (1.0 s) is nearest in length to c.wav (1.5 s)
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="gsv_edu.dataset"):
+    with caplog.at_level(logging.WARNING, logger="gsv_edu.data.dataset"):
         ds[index]
     assert caplog.text == ""  # reported once
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from conftest import FIXTURES, assert_fixture_close, load_fixture
-from gsv_edu.discriminators import DiscriminatorP, MultiPeriodDiscriminator
-from gsv_edu.weight_norm import fold_weight_norm
+from gsv_edu.sovits.discriminators import DiscriminatorP, MultiPeriodDiscriminator
+from gsv_edu.sovits.weight_norm import fold_weight_norm
 from model_helpers import keys_and_shapes, reference_keys
 
 sys.path.insert(0, str(FIXTURES))

@@ -2,7 +2,7 @@
 import torch
 
 from conftest import assert_fixture_close
-from gsv_edu.flows import Flip, ResidualCouplingBlock, ResidualCouplingLayer
+from gsv_edu.sovits.flows import Flip, ResidualCouplingBlock, ResidualCouplingLayer
 from model_helpers import (OFFICIAL_V2_MODEL, build_flow, keys_and_shapes, load_slice, reference_keys,
                            tiny_model_config)
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from conftest import assert_fixture_close
-from gsv_edu.hifigan import Generator, ResBlock2
+from gsv_edu.sovits.hifigan import Generator, ResBlock2
 from model_helpers import (OFFICIAL_V2_MODEL, build_dec, keys_and_shapes, load_slice, reference_keys,
                            tiny_model_config)
 
@@ -65,7 +65,7 @@ def test_seeded_construction_gives_the_official_initial_weights(tiny_state_dict,
     fp16, except the keys perturbed afterwards (fixture README §4). Reproducing them needs the
     official order of random draws, including init_weights' draws that change no value
     (reference §13.4): without them every module built after dec.ups would differ."""
-    from gsv_edu.models import SynthesizerTrn
+    from gsv_edu.sovits.models import SynthesizerTrn
 
     cfg = tiny_model_config()
     torch.manual_seed(1234)
@@ -79,7 +79,7 @@ def test_seeded_construction_gives_the_official_initial_weights(tiny_state_dict,
 
 
 def test_channels_last_convs_give_the_same_output(tiny_dec, tiny_io):
-    from gsv_edu.channels_last import ChannelsLastConv1d, use_channels_last_convs
+    from gsv_edu.sovits.channels_last import ChannelsLastConv1d, use_channels_last_convs
 
     d = tiny_io["deterministic"]
     keys = list(tiny_dec.state_dict())

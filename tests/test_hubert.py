@@ -10,6 +10,7 @@ import torch
 
 from conftest import FIXTURES, assert_fixture_close, load_fixture
 from gsv_edu.hubert import HuBERT, HuBERTConfig, HuBERTConfigError, HuBERTLoadError
+from gsv_edu.data.layout import align_to_spec, spec_frames
 from gsv_edu.hubert import features as F
 from gsv_edu.hubert.loading import load_state_dict_into
 
@@ -230,9 +231,9 @@ def test_frame_alignment_with_the_spectrogram(tiny):
         feats = F.training_features(tiny, y)
         n16 = len(F.hubert_input(y))
         assert feats.shape[-1] == F.hubert_frames(n16) == (n16 - 400) // 320 + 1
-        assert F.spec_frames(n32) - feats.shape[-1] == 1  # the usual one-frame difference
-        aligned = F.align_to_spec(feats, F.spec_frames(n32))
-        assert aligned.shape[-1] == F.spec_frames(n32)
+        assert spec_frames(n32) - feats.shape[-1] == 1  # the usual one-frame difference
+        aligned = align_to_spec(feats, spec_frames(n32))
+        assert aligned.shape[-1] == spec_frames(n32)
         assert torch.equal(aligned[..., -1], aligned[..., -2])  # the last frame repeated
 
 
@@ -260,7 +261,7 @@ def test_shipped_model_gives_finite_features_of_the_documented_shape(seconds):
     feats = F.training_features(model, y.astype(np.float32))
     n16 = n32 // 2
     assert feats.shape == (1, 256, (n16 - 400) // 320 + 1)
-    assert feats.shape[-1] in (F.spec_frames(n32), F.spec_frames(n32) - 1)
+    assert feats.shape[-1] in (spec_frames(n32), spec_frames(n32) - 1)
     assert torch.isfinite(feats).all() and feats.std() > 0.1
 
 

@@ -27,8 +27,8 @@ def _tone(seconds: float, sr: int, f0: float) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    from gsv_edu.checkpoints import save_sovits
-    from gsv_edu.models import SynthesizerTrn
+    from gsv_edu.weights import save_sovits
+    from gsv_edu.sovits.models import SynthesizerTrn
 
     folder = tmp_path_factory.mktemp("infer")
     cfg = small_config("model.ssl_dim=64")

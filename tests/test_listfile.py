@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from gsv_edu.listfile import read_list
+from gsv_edu.data.listfile import read_list
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 import torch
 
 from conftest import assert_fixture_close, load_fixture
-from gsv_edu.losses import discriminator_loss, feature_loss, generator_loss, kl_loss
+from gsv_edu.sovits.losses import discriminator_loss, feature_loss, generator_loss, kl_loss
 
 
 def test_losses_match_official():

@@ -1,4 +1,4 @@
-"""The whole SoVITS generator `SynthesizerTrn` (gsv_edu.models) against the official fixtures.
+"""The whole SoVITS generator `SynthesizerTrn` (gsv_edu.sovits.models) against the official fixtures.
 
 - tiny model (tests/fixtures/sovits_v2/tiny_io.pt, README §5): every deterministic sub-module
   output, infer with noise_scale 0, the decode variants, and the training forward with the
@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from conftest import FIXTURES, assert_fixture_close, load_fixture
-from gsv_edu.commons import slice_segments
-from gsv_edu.models import SynthesizerTrn
+from gsv_edu.sovits.commons import slice_segments
+from gsv_edu.sovits.models import SynthesizerTrn
 
 sys.path.insert(0, str(FIXTURES))
 import weight_rule  # noqa: E402  (the fixtures' own helper, imported from the fixtures folder)
@@ -227,8 +227,8 @@ def test_ssl_dim_is_a_parameter():
 
 
 def test_discriminator_is_re_exported():
-    from gsv_edu import models
-    from gsv_edu.discriminators import MultiPeriodDiscriminator
+    from gsv_edu.sovits import models
+    from gsv_edu.sovits.discriminators import MultiPeriodDiscriminator
     assert models.MultiPeriodDiscriminator is MultiPeriodDiscriminator
 
 

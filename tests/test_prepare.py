@@ -15,7 +15,9 @@ import soundfile as sf
 import torch
 from scipy.io import wavfile
 
-import gsv_edu.prepare as prep
+import gsv_edu.data.prepare as prep
+import gsv_edu.prepare as prepare_cli
+from gsv_edu.data.layout import read_prepare_info
 from gsv_edu import audio
 from gsv_edu.hubert import HuBERT, features
 from gsv_edu.text.symbols import symbol_to_id
@@ -83,16 +85,14 @@ def corpus(tmp_path_factory):
 
 def patched_clean_text(monkeypatch):
     """The real front-end, except that the text "RAISE ME" makes it raise."""
-    import gsv_edu.text as text
-
-    real = text.clean_text
+    real = prep.clean_text  # the name data.prepare calls
 
     def clean_text(t, language, version="v2"):
         if t == "RAISE ME":
             raise RuntimeError("simulated front-end failure")
         return real(t, language, version)
 
-    monkeypatch.setattr(text, "clean_text", clean_text)
+    monkeypatch.setattr(prep, "clean_text", clean_text)
 
 
 @pytest.fixture(scope="module")
@@ -210,7 +210,7 @@ def test_changed_text_is_recomputed(corpus, hubert, tmp_path):
 
 def test_semantic_codes_with_a_sovits_model(corpus, hubert, tmp_path):
     from gsv_edu.config import Config
-    from gsv_edu.models import SynthesizerTrn
+    from gsv_edu.sovits.models import SynthesizerTrn
 
     cfg = Config.preset("tiny")
     kwargs = cfg.model_kwargs()
@@ -252,7 +252,7 @@ def test_other_content_encoder_in_same_folder_is_refused(corpus, hubert, tmp_pat
 def test_nothing_usable_fails_with_report(corpus, tmp_path, capsys):
     bad = tmp_path / "bad.list"
     bad.write_text(f"{corpus / 'silent.wav'}|s|en|Hi there.\n{corpus / 'nope.wav'}|s|en|Hi.\n", encoding="utf-8")
-    code = prep.main(["--list", str(bad), "--out", str(tmp_path / "out"), "--hubert", HUBERT_TINY, "--no-progress"])
+    code = prepare_cli.main(["--list", str(bad), "--out", str(tmp_path / "out"), "--hubert", HUBERT_TINY, "--no-progress"])
     captured = capsys.readouterr()
     assert code == 1
     assert "nothing usable" in captured.err and "silent" in captured.out
@@ -260,11 +260,11 @@ def test_nothing_usable_fails_with_report(corpus, tmp_path, capsys):
 
 
 def test_command_line(corpus, tmp_path, capsys):
-    code = prep.main(["--list", str(corpus / "good.list"), "--out", str(tmp_path), "--hubert", HUBERT_TINY,
+    code = prepare_cli.main(["--list", str(corpus / "good.list"), "--out", str(tmp_path), "--hubert", HUBERT_TINY,
                       "--no-progress"])
     assert code == 0
     assert "prepared 3 of 3" in capsys.readouterr().out
-    info = prep.read_prepare_info(tmp_path)
+    info = read_prepare_info(tmp_path)
     assert info["content_encoder"] == "hubert_tiny" and info["ssl_dim"] == 64
 
 
@@ -284,4 +284,4 @@ def test_semantic_codes_from_an_official_export_file(corpus, tmp_path):
         name, codes = row.split("\t")
         codes = [int(c) for c in codes.split(" ")]
         assert len(codes) == frames[name] // 2 and all(0 <= c < 1024 for c in codes)
-    assert prep.read_prepare_info(tmp_path)["sovits"]["source"] == export
+    assert read_prepare_info(tmp_path)["sovits"]["source"] == export

@@ -4,7 +4,7 @@ import torch
 
 import gsv_edu
 from gsv_edu.config import Config
-from gsv_edu.models import SynthesizerTrn
+from gsv_edu.sovits.models import SynthesizerTrn
 from gsv_edu.pretrained import TINY_SOVITS_PATH, load_tiny_sovits, tiny_sovits_metrics
 
 

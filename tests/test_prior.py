@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from conftest import assert_fixture_close
-from gsv_edu.mrte import MRTE
-from gsv_edu.prior import TextEncoder
-from gsv_edu.style import MelStyleEncoder, StyleAttention
+from gsv_edu.sovits.mrte import MRTE
+from gsv_edu.sovits.prior import TextEncoder
+from gsv_edu.sovits.style import MelStyleEncoder, StyleAttention
 
 TINY = dict(out_channels=16, hidden_channels=32, filter_channels=64, n_heads=2, n_layers=4,
             kernel_size=3, p_dropout=0.1)

@@ -8,7 +8,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from conftest import assert_fixture_close, load_fixture
-from gsv_edu.quantize import ResidualVectorQuantizer, kmeans
+from gsv_edu.sovits.quantize import ResidualVectorQuantizer, kmeans
 
 
 def small_rvq(**overrides):

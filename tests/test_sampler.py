@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from gsv_edu.sampler import OFFICIAL_BOUNDARIES, DistributedBucketSampler, bucket_boundaries
+from gsv_edu.data.sampler import OFFICIAL_BOUNDARIES, DistributedBucketSampler, bucket_boundaries
 
 
 def lengths_dataset(lengths):

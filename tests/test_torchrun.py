@@ -12,7 +12,8 @@ import sys
 
 import torch
 
-from train_helpers import SMALL_OVERRIDES, make_prepared, state_fingerprint
+from gsv_edu.weights import weights_fingerprint
+from train_helpers import SMALL_OVERRIDES, make_prepared
 
 
 def test_two_process_torchrun_ranks_agree(tmp_path):
@@ -34,5 +35,5 @@ def test_two_process_torchrun_ranks_agree(tmp_path):
     # the fingerprints are those of the weights rank 0 saved at the end
     g = torch.load(out / "logs_s2_v2" / "G_2.pth", map_location="cpu", weights_only=True)
     d = torch.load(out / "logs_s2_v2" / "D_2.pth", map_location="cpu", weights_only=True)
-    assert state_fingerprint(g["model"]) == g0 and state_fingerprint(d["model"]) == d0
+    assert weights_fingerprint(g["model"]) == g0 and weights_fingerprint(d["model"]) == d0
     assert g["world_size"] == 2 and len(g["rng"]) == 2  # every rank's RNG state is kept for the resume

@@ -8,16 +8,18 @@ from __future__ import annotations
 import json
 import math
 import logging
+import subprocess
+import sys
 
 import pytest
 import torch
 
-from train_helpers import make_prepared, small_config, state_fingerprint
 from gsv_edu import train as train_module
-from gsv_edu import trainer as trainer_module
-from gsv_edu.logging_utils import read_metrics
 from gsv_edu.train import TrainingDiverged, train
-from gsv_edu.training_checkpoints import checkpoint_dir, list_checkpoints
+from gsv_edu.train import step as step_module
+from gsv_edu.train.logs import read_metrics
+from gsv_edu.weights import checkpoint_dir, list_checkpoints, weights_fingerprint
+from train_helpers import make_prepared, small_config
 
 
 @pytest.fixture(scope="module")
@@ -71,10 +73,10 @@ def test_resume_continues_exactly(straight_and_resumed):
     g_straight = _load(checkpoint_dir(straight, "v2") / "G_4.pth")
     g_resumed = _load(checkpoint_dir(resumed, "v2") / "G_4.pth")
     # models, optimizer moments and RNG continue exactly: the weights are bitwise those of the straight run
-    assert state_fingerprint(g_resumed["model"]) == state_fingerprint(g_straight["model"])
+    assert weights_fingerprint(g_resumed["model"]) == weights_fingerprint(g_straight["model"])
     d_straight = _load(checkpoint_dir(straight, "v2") / "D_4.pth")
     d_resumed = _load(checkpoint_dir(resumed, "v2") / "D_4.pth")
-    assert state_fingerprint(d_resumed["model"]) == state_fingerprint(d_straight["model"])
+    assert weights_fingerprint(d_resumed["model"]) == weights_fingerprint(d_straight["model"])
     # the optimizer state was restored, not restarted: AdamW has counted 4 steps
     assert {float(s["step"]) for s in g_resumed["optimizer"]["state"].values()} == {4.0}
     # metrics: one row per step 1..4, no duplicates after the resume
@@ -91,7 +93,7 @@ def test_max_steps_counts_resumed_steps_and_stops_when_reached(straight_and_resu
 
 def test_training_checkpoint_and_export_decode_identically(straight_and_resumed):
     """The fp16 export equals the fp32 checkpoint rounded to fp16: same decode output (noise_scale 0)."""
-    from gsv_edu.checkpoints import load_sovits
+    from gsv_edu.weights import load_sovits
 
     straight, *_ = straight_and_resumed
     # inference=False keeps weight norm unfolded, so the rounding below applies to the stored g and v
@@ -113,12 +115,12 @@ def test_training_checkpoint_and_export_decode_identically(straight_and_resumed)
 
 def test_generator_param_groups_match_the_official(prepared):
     cfg = small_config("train.learning_rate=0.001", "train.text_low_lr_rate=0.25")
-    t = trainer_module.Trainer(cfg)
+    t = step_module.Trainer(cfg)
     groups = t.optim_g.param_groups
     assert [g["lr"] for g in groups] == pytest.approx([1e-3, 2.5e-4, 2.5e-4, 2.5e-4])
     assert all(g["weight_decay"] == 0.01 and g["betas"] == (0.8, 0.99) and g["eps"] == 1e-9 for g in groups)
     ids = [{id(p) for p in g["params"]} for g in groups]
-    for ids_k, name in zip(ids[1:], trainer_module.LOW_LR_MODULES):
+    for ids_k, name in zip(ids[1:], step_module.LOW_LR_MODULES):
         assert ids_k == {id(p) for p in t.net_g.get_submodule(name).parameters()}
     assert ids[0].isdisjoint(ids[1] | ids[2] | ids[3])
     assert set().union(*ids) == {id(p) for p in t.net_g.parameters()}  # ssl_proj included, like the official
@@ -126,7 +128,7 @@ def test_generator_param_groups_match_the_official(prepared):
 
 
 def test_scheduler_steps_before_the_first_epoch_and_after_each_and_keep_last(prepared, tmp_path, monkeypatch):
-    from gsv_edu import dataset
+    from gsv_edu.data import dataset
 
     monkeypatch.setattr(dataset, "MIN_ITEMS", 4)  # no repetition of the 4 items: 2 batches per epoch
     result = _run(prepared, tmp_path, "train.lr_decay=0.5", "train.max_steps=6", "train.learning_rate=0.001",
@@ -141,7 +143,7 @@ def test_scheduler_steps_before_the_first_epoch_and_after_each_and_keep_last(pre
 
 
 def test_a_nonfinite_loss_skips_the_step(prepared, tmp_path, monkeypatch, caplog):
-    real_kl = trainer_module.kl_loss
+    real_kl = step_module.kl_loss
     calls = {"n": 0}
 
     def kl_with_one_nan(*args):
@@ -149,7 +151,7 @@ def test_a_nonfinite_loss_skips_the_step(prepared, tmp_path, monkeypatch, caplog
         value = real_kl(*args)
         return value * float("nan") if calls["n"] == 2 else value
 
-    monkeypatch.setattr(trainer_module, "kl_loss", kl_with_one_nan)
+    monkeypatch.setattr(step_module, "kl_loss", kl_with_one_nan)
     with caplog.at_level(logging.WARNING, logger="gsv_edu.train"):
         result = _run(prepared, tmp_path, "train.max_steps=3")
     assert calls["n"] == 4  # 3 good steps + the skipped one
@@ -163,7 +165,7 @@ def test_consecutive_nonfinite_losses_stop_the_run_and_keep_the_checkpoint(prepa
     _run(prepared, tmp_path, "train.max_steps=2")
     folder = checkpoint_dir(tmp_path, "v2")
     before = (folder / "G_2.pth").read_bytes()
-    monkeypatch.setattr(trainer_module, "discriminator_loss",
+    monkeypatch.setattr(step_module, "discriminator_loss",
                         lambda r, g: (torch.tensor(float("nan")), [], []))
     with pytest.raises(TrainingDiverged, match="3 consecutive steps with a non-finite loss"):
         _run(prepared, tmp_path, "train.max_steps=10", "train.max_nonfinite_steps=3")
@@ -201,7 +203,7 @@ def test_pretrained_weights_are_loaded_with_a_summary(straight_and_resumed, prep
 
 
 def test_narrow_discriminator_has_the_official_keys():
-    from gsv_edu.discriminators import MultiPeriodDiscriminator
+    from gsv_edu.sovits.discriminators import MultiPeriodDiscriminator
 
     official = MultiPeriodDiscriminator(False, "v2").state_dict()
     narrow = MultiPeriodDiscriminator(False, "v2", channel_divisor=8)
@@ -233,11 +235,11 @@ def test_tensorboard_gets_the_official_tags_images_and_audio(straight_and_resume
 @pytest.mark.parametrize("dtype, scaler", [(torch.bfloat16, False), (torch.float16, True)])
 def test_mixed_precision_step_runs(prepared, dtype, scaler):
     """The CUDA mixed-precision path (autocast + GradScaler for fp16), exercised with CPU autocast."""
-    from gsv_edu.dataset import TextAudioSpeakerCollate, TextAudioSpeakerDataset
+    from gsv_edu.data.dataset import TextAudioSpeakerCollate, TextAudioSpeakerDataset
 
     cfg = small_config()
     torch.manual_seed(0)
-    t = trainer_module.Trainer(cfg)
+    t = step_module.Trainer(cfg)
     t.autocast_enabled, t.autocast_dtype = True, dtype
     if scaler:
         t.scaler = torch.amp.GradScaler("cpu", enabled=True, init_scale=2.0 ** 4)
@@ -254,14 +256,14 @@ def test_mixed_precision_step_runs(prepared, dtype, scaler):
 
 def test_resume_from_an_official_checkpoint(prepared, tmp_path, monkeypatch, caplog):
     """Files with only the official keys (utils.save_checkpoint): resume at the next epoch, lr = base·γ^epoch."""
-    from gsv_edu import dataset
-    from gsv_edu.checkpoints import save_training_checkpoint
+    from gsv_edu.data import dataset
+    from gsv_edu.weights import save_training_checkpoint
 
     monkeypatch.setattr(dataset, "MIN_ITEMS", 4)  # 4 items, batch 2: 2 batches per epoch
     overrides = ("train.lr_decay=0.5", "train.learning_rate=0.001", "train.save_every_steps=null")
     _run(prepared, tmp_path, "train.max_steps=2", *overrides)  # one epoch; checkpoint at the end (step 2)
     folder = checkpoint_dir(tmp_path, "v2")
-    t = trainer_module.Trainer(small_config(*overrides))
+    t = step_module.Trainer(small_config(*overrides))
     g, d = _load(folder / "G_2.pth"), _load(folder / "D_2.pth")
     t.net_g.load_state_dict(g["model"])
     t.net_d.load_state_dict(d["model"])
@@ -280,7 +282,7 @@ def test_resume_from_an_official_checkpoint(prepared, tmp_path, monkeypatch, cap
 
 
 def test_metrics_keep_seven_significant_digits(tmp_path):
-    from gsv_edu.logging_utils import RunLogger
+    from gsv_edu.train.logs import RunLogger
 
     logger = RunLogger(tmp_path, tensorboard=False)
     logger.scalars(3, {"learning_rate": 4e-4 * 0.999875, "loss/g/mel": float("nan")}, extra={"epoch": 1})
@@ -289,8 +291,8 @@ def test_metrics_keep_seven_significant_digits(tmp_path):
 
 
 def test_trainer_device_defaults_to_auto_and_accepts_a_device():
-    from gsv_edu.distributed import DistributedContext
-    from gsv_edu.trainer import Trainer
+    from gsv_edu.train.distributed import DistributedContext
+    from gsv_edu.train.step import Trainer
 
     cfg = small_config()
     expected = "cuda" if torch.cuda.is_available() else "cpu"
@@ -298,3 +300,13 @@ def test_trainer_device_defaults_to_auto_and_accepts_a_device():
     assert Trainer(cfg, device="cpu").device.type == "cpu"
     with pytest.raises(ValueError, match="either ctx or device"):
         Trainer(cfg, DistributedContext(), device="cpu")
+
+
+def test_log_images_leave_matplotlibs_backend_alone():
+    """TensorBoard's spectrogram images are drawn off-screen; a notebook's backend stays as it was."""
+    code = ("import matplotlib\nmatplotlib.use('pdf')\nimport torch\n"
+            "from gsv_edu.train.logs import spectrogram_image\n"
+            "img = spectrogram_image(torch.arange(12.0).reshape(3, 4))\n"
+            "print(matplotlib.get_backend(), img.shape[2], img.dtype)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["pdf", "3", "uint8"]

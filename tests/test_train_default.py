@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from train_helpers import SMALL_OVERRIDES
-from gsv_edu import train as train_module
+from gsv_edu.train import cli as train_cli
 from gsv_edu.config import PACKAGE_DIR
 
 REPO = PACKAGE_DIR.parent
@@ -28,20 +28,20 @@ def test_default_run_prepares_trains_resumes_exports_and_infers(tmp_path, monkey
     picked = [lines[0], lines[1], next(line for line in lines if "|zh|" in line)]
     short_list = tmp_path / "short.list"
     short_list.write_text("\n".join(str(SAMPLE / line) for line in picked) + "\n", encoding="utf-8")
-    monkeypatch.setattr(train_module, "DEFAULT_LIST", short_list)
-    monkeypatch.setattr(train_module, "DEFAULT_PREPARED", tmp_path / "prepared")
-    monkeypatch.setattr(train_module, "DEFAULT_RUN", tmp_path / "run")
+    monkeypatch.setattr(train_cli, "DEFAULT_LIST", short_list)
+    monkeypatch.setattr(train_cli, "DEFAULT_PREPARED", tmp_path / "prepared")
+    monkeypatch.setattr(train_cli, "DEFAULT_RUN", tmp_path / "run")
     small = [s for s in SMALL_OVERRIDES if not s.startswith("model.ssl_dim")]  # keep the encoder's 256
     sets = [x for s in small for x in ("--set", s)]
 
-    assert train_module.main([*sets, "--set", "train.max_steps=2", "--no-progress", "--device", "cpu"]) == 0
+    assert train_cli.main([*sets, "--set", "train.max_steps=2", "--no-progress", "--device", "cpu"]) == 0
     info = json.loads((tmp_path / "prepared" / "prepare_info.json").read_text())
     assert info["ssl_dim"] == 256 and info["items"] == 3
     assert (tmp_path / "run" / "logs_s2_v2" / "G_2.pth").is_file()
     first = capsys.readouterr().err
     assert "loss_mel" in first and "done: step 2" in first
 
-    assert train_module.main([*sets, "--set", "train.max_steps=3", "--no-progress", "--device", "cpu"]) == 0
+    assert train_cli.main([*sets, "--set", "train.max_steps=3", "--no-progress", "--device", "cpu"]) == 0
     second = capsys.readouterr().err
     assert "reused from an earlier run: text 3, audio 3" in second  # preparation is not redone
     assert "resuming from" in second and "step 2" in second and "done: step 3" in second

@@ -2,8 +2,8 @@
 import torch
 
 from conftest import assert_fixture_close
-from gsv_edu.posterior import PosteriorEncoder
-from gsv_edu.wavenet import WN
+from gsv_edu.sovits.posterior import PosteriorEncoder
+from gsv_edu.sovits.wavenet import WN
 from model_helpers import (OFFICIAL_V2_MODEL, build_enc_q, keys_and_shapes, load_slice, reference_keys,
                            tiny_model_config)
 

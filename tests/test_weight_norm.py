@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from gsv_edu.weight_norm import fold_weight_norm, is_weight_normed, remove_weight_norm, weight_norm
+from gsv_edu.sovits.weight_norm import fold_weight_norm, is_weight_normed, remove_weight_norm, weight_norm
 
 
 def _torch_legacy(module):

@@ -12,6 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.io import wavfile
+
+from gsv_edu.config import Config
+from gsv_edu.data.layout import INFO_FILE, SSL_DIR, TEXT_FILE, WAV_DIR
 
 SSL_DIM = 16
 # The tiny preset shrunk further so that a training step takes a fraction of a second.
@@ -27,18 +31,14 @@ PHONES = ["HH AH0 L OW1 .", "W ER1 L D .", "HH AH0 L OW1 W ER1 L D .", "G UH1 D 
 
 def small_config(*extra: str):
     """The tiny preset with SMALL_OVERRIDES and `extra` key=value overrides applied."""
-    from gsv_edu.config import Config
-
     return Config.preset("tiny").apply_overrides(SMALL_OVERRIDES + list(extra)).validate()
 
 
 def make_prepared(folder: Path, n_items: int = 4, seconds: float = 1.0, ssl_dim: int = SSL_DIM, seed: int = 0) -> Path:
     """Write a prepared folder of `n_items` synthetic utterances; returns it."""
-    from scipy.io import wavfile
-
     folder = Path(folder)
-    (folder / "4-cnhubert").mkdir(parents=True, exist_ok=True)
-    (folder / "5-wav32k").mkdir(parents=True, exist_ok=True)
+    (folder / SSL_DIR).mkdir(parents=True, exist_ok=True)
+    (folder / WAV_DIR).mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     lines = []
@@ -49,22 +49,12 @@ def make_prepared(folder: Path, n_items: int = 4, seconds: float = 1.0, ssl_dim:
         f0 = 110.0 + 30.0 * i
         y = 0.3 * np.sin(2 * math.pi * f0 * t * (1 + 0.2 * t)) + 0.1 * np.sin(2 * math.pi * 3 * f0 * t)
         y = y * (0.6 + 0.4 * np.sin(2 * math.pi * 2 * t)) + 0.01 * rng.standard_normal(n)
-        wavfile.write(folder / "5-wav32k" / name, 32000, (y * 32767).astype(np.int16))
+        wavfile.write(folder / WAV_DIR / name, 32000, (y * 32767).astype(np.int16))
         frames = n // 640
-        torch.save(torch.randn(1, ssl_dim, frames - 1, generator=gen), folder / "4-cnhubert" / f"{name}.pt")
+        torch.save(torch.randn(1, ssl_dim, frames - 1, generator=gen), folder / SSL_DIR / f"{name}.pt")
         phones = PHONES[i % len(PHONES)]
         lines.append(f"{name}\t{phones}\tNone\tsynthetic {i}")
-    (folder / "2-name2text.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (folder / "prepare_info.json").write_text(json.dumps({"content_encoder": "synthetic", "ssl_dim": ssl_dim}))
+    (folder / TEXT_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (folder / INFO_FILE).write_text(json.dumps({"content_encoder": "synthetic", "ssl_dim": ssl_dim}))
     return folder
 
-
-def state_fingerprint(state_dict: dict) -> str:
-    """sha1 of a state dict's keys and float32 values (equal iff the tensors are bitwise equal)."""
-    import hashlib
-
-    h = hashlib.sha1()
-    for key, value in state_dict.items():
-        h.update(key.encode())
-        h.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gsv_edu import audio, book, load_sovits  # noqa: E402
 from gsv_edu.config import Config  # noqa: E402
 from gsv_edu.infer import load_encoder, synthesize  # noqa: E402
-from gsv_edu.models import SynthesizerTrn  # noqa: E402
+from gsv_edu.sovits.models import SynthesizerTrn  # noqa: E402
 from gsv_edu.pretrained import TINY_SOVITS_DIR, TINY_SOVITS_PATH  # noqa: E402
 
 HELDOUT = [f"{s}_{i:03d}" for s in ("en_awb", "en_rms", "en_slt") for i in (5, 10, 15, 20, 25, 30)]
@@ -111,7 +111,7 @@ def mean_dict(ds):
 def export(run: Path) -> None:
     """RUN's newest G checkpoint -> sovits_tiny.pth (pretrained-s2G format, enc_q kept) + its metrics.jsonl."""
     import gsv_edu
-    from gsv_edu.training_checkpoints import checkpoint_dir, latest_checkpoint, load_pair
+    from gsv_edu.weights import checkpoint_dir, latest_checkpoint, load_pair
 
     ck = checkpoint_dir(run, "v2")
     pair = load_pair(ck, latest_checkpoint(ck))  # safe unpickling, every key

@@ -10,10 +10,15 @@ import argparse
 import dataclasses
 import sys
 
+import torch
+
+from gsv_edu import audio
+from gsv_edu.hubert import HuBERT, load_default
+from gsv_edu.hubert.features import training_features
+from gsv_edu.hubert.pretrain import PretrainConfig, run
+
 
 def _pretrain_parser(sub) -> None:
-    from .pretrain import PretrainConfig
-
     p = sub.add_parser("pretrain", help="HuBERT pretraining (masked prediction of k-means targets)",
                        description="Pretrain a small HuBERT on a list file (wav_path|speaker|language|text). "
                                    "Held-out prompts (prompts.tsv beside the list) are left out. Re-running with "
@@ -50,11 +55,7 @@ def main(argv=None) -> int:
     _features_parser(sub)
     args = ap.parse_args(argv)
 
-    import torch
-
     if args.command == "pretrain":
-        from .pretrain import PretrainConfig, run
-
         if args.threads:
             torch.set_num_threads(args.threads)
         overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(PretrainConfig)
@@ -71,10 +72,6 @@ def main(argv=None) -> int:
         return 0
 
     if args.command == "features":
-        from .. import audio
-        from . import HuBERT, load_default
-        from .features import training_features
-
         if args.out and len(args.audio) != 1:
             ap.error("--out needs exactly one audio file")
         model = HuBERT.from_pretrained(args.model) if args.model else load_default()

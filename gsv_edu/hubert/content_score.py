@@ -18,9 +18,14 @@ utterances are comparable.
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+
+from gsv_edu import audio
+from gsv_edu.hubert.features import hubert_input
 
 
 def frame_distances(a: np.ndarray, b: np.ndarray, metric: str = "cosine") -> np.ndarray:
@@ -114,8 +119,6 @@ def content_score(features: dict[tuple[str, str], np.ndarray], metric: str = "co
 
 def parallel_utterances(corpus, split: str | None = "heldout") -> list:
     """Utterances (`pretrain.Utterance`) of sentences read by ≥ 2 speakers, optionally of one split."""
-    from collections import Counter
-
     readers = Counter(u.prompt_id for u in corpus if u.prompt_id is not None)
     return [u for u in corpus if u.prompt_id is not None and readers[u.prompt_id] >= 2
             and (split is None or u.split == split)]
@@ -125,11 +128,6 @@ def hubert_encoder(model, num_layers: int | None = None):
     """Feature function for `score_encoders`: a HuBERT's hidden state [T, H] after `num_layers`
     layers (None = the last hidden state), on the official training input (`features.hubert_input`:
     the 32 kHz file, loudness mix × 1145.14, resampled to 16 kHz)."""
-    import torch
-
-    from .. import audio
-    from .features import hubert_input
-
     def encode(u) -> np.ndarray:
         x = torch.from_numpy(hubert_input(audio.load_audio(u.wav_path, audio.SOVITS_SR), u.wav_path))  # [N₁₆]
         with torch.no_grad():

@@ -17,11 +17,9 @@ reference audio at inference (`reference_features`)
     16 kHz (official quirk §13.11: the 0.3 s pause length is computed at the 32 kHz rate, so it
     lasts 0.6 s) → HuBERT → [1, D, T].
 
-Frame counts: HuBERT gives floor((N₁₆ − 400)/320) + 1 frames, the 32 kHz spectrogram (hop 640)
-gives floor(N₃₂/640). With N₃₂ = 640·k + r and N₁₆ = N₃₂/2, HuBERT has k − 1 frames when
-r < 160 (one fewer than the spectrogram: about one length in four; 57 of the 150 sample files)
-and k otherwise (equal). The reference's "usually one more" overstates it. When they differ, the
-official loader repeats the last HuBERT frame once (`align_to_spec`).
+Frame counts: `hubert_frames` below; how they line up with the 32 kHz spectrogram (one frame
+fewer about one time in four, closed by repeating the last frame) is part of the prepared
+folder's layout: `gsv_edu.data.layout` (`spec_frames`, `content_frames_fit`, `align_to_spec`).
 """
 from __future__ import annotations
 
@@ -29,8 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import audio
-from .model import HuBERT
+from gsv_edu import audio
+from gsv_edu.hubert.model import HuBERT
 
 HUBERT_GAIN = 1145.14  # official gain of the HuBERT input in data preparation (reference §9.2)
 MAX_PEAK = 2.2  # the official preparation skips files louder than this
@@ -92,23 +90,3 @@ def hubert_frames(num_samples_16k: int, model: HuBERT | None = None) -> int:
     if model is not None:
         return model.num_frames(num_samples_16k)
     return max(0, (int(num_samples_16k) - 400) // 320 + 1)
-
-
-def spec_frames(num_samples_32k: int, hop_length: int = 640) -> int:
-    """Frames of the 32 kHz linear spectrogram (`audio.spectrogram`, center=False): floor(N₃₂/640)."""
-    return int(num_samples_32k) // hop_length
-
-
-def align_to_spec(ssl: torch.Tensor, num_spec_frames: int) -> torch.Tensor:
-    """What the official `TextAudioSpeakerLoader` does with a HuBERT/spectrogram length mismatch.
-
-    official quirk (reference §9.4, §13.12): if the frame counts differ, the features [.., D, T']
-    are padded by **one** frame (repeating the last) on the right, whatever the difference; the
-    collate later crops/pads to the spectrogram length.
-    """
-    if ssl.shape[-1] == num_spec_frames:
-        return ssl
-    squeeze = ssl.dim() == 2
-    x = ssl.unsqueeze(0) if squeeze else ssl  # [B, D, T']
-    x = F.pad(x, (0, 1), mode="replicate")  # [B, D, T' + 1]
-    return x.squeeze(0) if squeeze else x

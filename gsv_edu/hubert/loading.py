@@ -16,13 +16,17 @@ lists the offending keys.
 """
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 
 import torch
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
 
-from ..state_dicts import compare_state_dict
-from .config import HuBERTConfig
+from gsv_edu.atomic import atomic_write_bytes, atomic_write_text
+from gsv_edu.hubert.config import HuBERTConfig
+from gsv_edu.weights import compare_state_dict
 
 WEIGHT_NORM_SPELLINGS = {
     "parametrizations.weight.original0": "weight_g",
@@ -87,8 +91,6 @@ def read_weights(folder: pathlib.Path, map_location="cpu") -> tuple[dict[str, to
             continue
         try:
             if name.endswith(".safetensors"):
-                from safetensors.torch import load_file
-
                 sd = load_file(str(path), device=str(map_location))
             else:
                 sd = torch.load(path, map_location=map_location, weights_only=True)
@@ -100,10 +102,8 @@ def read_weights(folder: pathlib.Path, map_location="cpu") -> tuple[dict[str, to
     raise HuBERTLoadError(f"{folder}: no weights found (expected one of {', '.join(WEIGHT_FILES)})")
 
 
-def load_pretrained(folder: str | os.PathLike, cls=None, map_location="cpu"):
-    """Build a HuBERT from a Hugging Face-format folder and load its weights; returned in eval mode."""
-    if cls is None:
-        from .model import HuBERT as cls
+def load_pretrained(folder: str | os.PathLike, cls, map_location="cpu"):
+    """Build a `cls` (HuBERT) from a Hugging Face-format folder and load its weights; returned in eval mode."""
     folder = pathlib.Path(folder)
     if not folder.is_dir():
         raise HuBERTLoadError(f"{folder}: not a folder (expected a Hugging Face model folder with "
@@ -133,12 +133,6 @@ def save_pretrained(model: torch.nn.Module, folder: str | os.PathLike, dtype: to
     computes in float32 whatever the stored type). Each file is written atomically
     (`gsv_edu.atomic`), so an interrupted save never leaves a half-written file.
     """
-    import json
-
-    from safetensors.torch import save as safetensors_bytes
-
-    from ..atomic import atomic_write_bytes, atomic_write_text
-
     folder = pathlib.Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     sd = hf_state_dict(model)

@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import HuBERTConfig
+from gsv_edu.hubert import loading
+from gsv_edu.hubert.config import HuBERTConfig
 
 
 # ------------------------------------------------------------------------------------------------
@@ -287,15 +288,11 @@ class HuBERT(nn.Module):
     @classmethod
     def from_pretrained(cls, folder, map_location="cpu") -> "HuBERT":
         """Build from a Hugging Face-format folder (config.json + weights); eval mode."""
-        from .loading import load_pretrained
-
-        return load_pretrained(folder, cls, map_location=map_location)
+        return loading.load_pretrained(folder, cls, map_location=map_location)
 
     def save_pretrained(self, folder, dtype: torch.dtype | None = None) -> None:
         """Write config.json + model.safetensors, readable by `from_pretrained` and by transformers."""
-        from .loading import save_pretrained
-
-        save_pretrained(self, folder, dtype=dtype)
+        loading.save_pretrained(self, folder, dtype=dtype)
 
     # -------------------------------------------------------------- forward
     def num_frames(self, num_samples: int) -> int:

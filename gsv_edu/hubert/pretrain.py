@@ -34,8 +34,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import HuBERTConfig
-from .model import HuBERT
+from tqdm.auto import tqdm
+
+from gsv_edu import audio
+from gsv_edu.atomic import atomic_save, atomic_write_text
+from gsv_edu.data.listfile import read_list
+from gsv_edu.hubert import targets as T
+from gsv_edu.hubert.config import HuBERTConfig
+from gsv_edu.hubert.model import HuBERT
 
 CHECKPOINT = "checkpoint.pt"
 TARGETS = "targets.pt"
@@ -185,10 +191,6 @@ def pretrain(utterances: list[np.ndarray], labels: list[np.ndarray], cfg: Pretra
     different config). `until_step` stops early (the learning-rate schedule still spans
     `cfg.steps`), e.g. to train in several sittings.
     """
-    from tqdm.auto import tqdm
-
-    from ..atomic import atomic_save
-
     _check_inputs(utterances, labels, cfg)
     torch.manual_seed(cfg.seed)
     model = HuBERT(cfg.hubert_config())
@@ -302,9 +304,6 @@ def load_corpus(list_path: str | os.PathLike, prompts_path: str | os.PathLike | 
     Without `prompts_path`, `prompts.tsv` beside the list file is used if present; lines whose
     text is not in it count as "train". The audio is loaded as `gsv_edu.audio.load_audio` gives it.
     """
-    from .. import audio
-    from ..listfile import read_list
-
     lf = read_list(list_path)
     if lf.problems:
         raise ValueError("list file problems:\n" + "\n".join(str(p) for p in lf.problems))
@@ -322,8 +321,6 @@ def load_corpus(list_path: str | os.PathLike, prompts_path: str | os.PathLike | 
 def make_targets(utterances: list[np.ndarray], cfg: PretrainConfig, teacher: HuBERT | None = None,
                  teacher_layer: int | None = None) -> tuple[list[np.ndarray], torch.Tensor]:
     """Iteration 1 (no teacher): k-means on MFCC+Δ+ΔΔ; iteration 2: k-means on a teacher's hidden states."""
-    from . import targets as T
-
     if teacher is None:
         frames = [T.mfcc(y, normalize=cfg.mfcc_normalize) for y in utterances]  # [T_i, 39]
     else:
@@ -333,11 +330,9 @@ def make_targets(utterances: list[np.ndarray], cfg: PretrainConfig, teacher: HuB
 
 def plot_history(history: list[dict], path: str | os.PathLike, title: str = "HuBERT pretraining") -> bool:
     """Loss and target-accuracy curves as PNG (False if matplotlib is not installed)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+    try:  # deferred: matplotlib is an optional dependency (the dev extra)
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
     except ImportError:
         return False
     steps = np.array([h["step"] for h in history])
@@ -345,7 +340,9 @@ def plot_history(history: list[dict], path: str | os.PathLike, title: str = "HuB
     acc = np.array([h["acc"] for h in history])
     k = max(1, len(steps) // 50)
     smooth = lambda v: np.convolve(v, np.ones(k) / k, mode="valid")  # noqa: E731
-    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
+    fig = Figure(figsize=(6, 3.2), dpi=100)  # drawn off-screen, without pyplot: the process's backend is untouched
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     ax.plot(steps, loss, color="tab:blue", alpha=0.25, lw=0.8)
     ax.plot(steps[k - 1:], smooth(loss), color="tab:blue")
     ax.set_xlabel("step")
@@ -361,7 +358,6 @@ def plot_history(history: list[dict], path: str | os.PathLike, title: str = "HuB
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return True
 
 
@@ -376,8 +372,6 @@ def run(list_path: str | os.PathLike, out_dir: str | os.PathLike, cfg: PretrainC
     `HuBERT.from_pretrained` reads), truncated to `export_layers` transformer layers if given
     (then `model_full/` keeps every layer).
     """
-    from ..atomic import atomic_save, atomic_write_text
-
     cfg = cfg or PretrainConfig()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ padding (`center=False`), so an utterance of N samples gets floor((N − 400)/32
 exactly the number of HuBERT output frames.
 
 The k-means is Lloyd's algorithm with k-means++ seeding (Arthur & Vassilvitskii 2007), as in
-the scikit-learn k-means HuBERT's recipe uses. We do not reuse `gsv_edu.quantize.kmeans` (the
+the scikit-learn k-means HuBERT's recipe uses. We do not reuse `gsv_edu.sovits.quantize.kmeans` (the
 SoVITS codebook initialisation): it mirrors the official code, which starts from random frames
 and works on at most 10 000 of them, and random starts can leave two true clusters merged under
 one centroid (tests/test_hubert_pretrain.py has such a case).
@@ -32,7 +32,7 @@ def mfcc(y16k: np.ndarray, n_mfcc: int = 13, deltas: bool = True, normalize: str
     `normalize`: "none" (raw), or "utterance" (cepstral mean and variance normalisation per
     utterance: removes a fixed channel/voice colouring, a classic speaker-normalisation step).
     """
-    import librosa
+    import librosa  # deferred: importing librosa takes seconds
 
     y16k = np.asarray(y16k, dtype=np.float32)
     if y16k.size < WIN:
@@ -52,7 +52,7 @@ def mfcc(y16k: np.ndarray, n_mfcc: int = 13, deltas: bool = True, normalize: str
 
 def log_mel(y16k: np.ndarray, n_mels: int = 80) -> np.ndarray:
     """Log-mel spectrogram [T, n_mels] on the same 50 Hz grid (a content-score baseline)."""
-    import librosa
+    import librosa  # deferred: importing librosa takes seconds
 
     m = librosa.feature.melspectrogram(y=np.asarray(y16k, dtype=np.float32), sr=SAMPLE_RATE, n_fft=WIN,
                                        hop_length=HOP, win_length=WIN, n_mels=n_mels, center=False)  # [M, T]

@@ -73,7 +73,7 @@ def pinyin(word: str, style: str) -> list[str]:
     (a run of non-Han characters is one item, returned as itself). `style` is a name of
     `pypinyin.Style`: "INITIALS", "FINALS_TONE3", "TONE3". pypinyin is imported on first use
     (its phrase dictionary takes about a second to load)."""
-    from pypinyin import Style, lazy_pinyin
+    from pypinyin import Style, lazy_pinyin  # deferred: its phrase dictionary takes about a second
 
     return lazy_pinyin(word, neutral_tone_with_five=True, style=getattr(Style, style))
 
@@ -179,7 +179,7 @@ _sandhi = ToneSandhi()
 def _segment(sentence: str) -> list[tuple[str, str]]:
     """jieba part-of-speech segmentation of one sentence: [(word, pos)]."""
     get_jieba()  # loads (quietly) the dictionary that posseg shares
-    import jieba.posseg as posseg
+    import jieba.posseg as posseg  # deferred, as jieba above
 
     return [(pair.word, pair.flag) for pair in posseg.lcut(sentence) if pair.flag != "eng"]
 

@@ -78,7 +78,7 @@ def _is_reduplication(word: str) -> bool:
 @functools.lru_cache(maxsize=4096)
 def _finals_of(word: str) -> tuple[str, ...]:
     """Plain (dictionary) finals with tones of a word, as the merging rules need them."""
-    from .chinese import pinyin
+    from .chinese import pinyin  # here, not at the top: chinese imports this module (a cycle)
 
     return tuple(pinyin(word, "FINALS_TONE3"))
 
@@ -86,7 +86,7 @@ def _finals_of(word: str) -> tuple[str, ...]:
 def split_word(word: str) -> list[str]:
     """Cut a word in two around its shortest search-engine sub-word (jieba `cut_for_search`):
     蒙古包 → [蒙古, 包], 纸老虎 → [纸, 老虎]. Used to find a compound's inner structure."""
-    from .chinese import get_jieba
+    from .chinese import get_jieba  # here, not at the top: chinese imports this module (a cycle)
 
     subwords = sorted(get_jieba().cut_for_search(word), key=len)  # stable: ties keep order
     first = subwords[0]

@@ -75,7 +75,7 @@ class StyleAttention(nn.Module):
 
     Mirrors the StyleSpeech `MultiHeadAttention` inside modules.py (the class has the same
     name there; we rename it to keep it apart from the relative-position attention of
-    `gsv_edu.attention`). Official quirk: scores are divided by √d_model, not √d_k.
+    `gsv_edu.sovits.attention`). Official quirk: scores are divided by √d_model, not √d_k.
     Output = dropout(fc(attention)) + x.
     """
 

@@ -2,14 +2,15 @@
 
 Mirrors `run()` (set-up, resume or pretrained initialisation, schedulers, the epoch loop) and
 `train_and_evaluate()` (one epoch: steps, logging, checkpoints) of `GPT_SoVITS/s2_train.py`
-(reference §8); the step itself is `gsv_edu.trainer.Trainer.train_step`.
+(reference §8); the step itself is `gsv_edu.train.step.Trainer.train_step`. `train()` is the
+function behind `python -m gsv_edu.train` (`gsv_edu.train.cli`).
 
 The run folder (`RUN`) is laid out like the official experiment folder:
 
     RUN/config.json                      the config (s2.json layout) of the run
-    RUN/logs_s2_{version}/G_{step}.pth   training checkpoints (+ D_{step}.pth), see training_checkpoints
+    RUN/logs_s2_{version}/G_{step}.pth   training checkpoints (+ D_{step}.pth), see gsv_edu.weights
     RUN/weights/{name}_e{epoch}_s{step}.pth   exported fp16 weights (the official UI loads these)
-    RUN/train.log, RUN/events.out.tfevents.*, RUN/metrics.jsonl   logs, see logging_utils
+    RUN/train.log, RUN/events.out.tfevents.*, RUN/metrics.jsonl   logs, see gsv_edu.train.logs
 
 Order of events, as the official: before the first epoch the schedulers are stepped once
 (quirk §13.9); after each batch: log every `log_interval` steps; at the end of an epoch:
@@ -20,28 +21,65 @@ an export at the end.
 Position bookkeeping: `trainer.epoch` / `trainer.batch_in_epoch` always name the next batch to
 train on, so a checkpoint taken anywhere (mid-epoch, or after the last batch of an epoch but
 before its scheduler step) resumes exactly.
+
+Deliberate difference: the official resume recomputes `global_step = (epoch - 1) · len(loader)`,
+starts the next epoch from its first batch, and re-creates the schedulers, stepping them
+`epoch` times (reference §8). Since the optimizer state it restores already carries the
+decayed learning rate, the decay is, by our reading, applied a second time on each resume
+(base·γ^(2e+1) instead of base·γ^(e+1) in epoch e+1; with γ = 0.999875 a small effect). We
+restore the step, the data position, the scheduler and the RNG states instead (the gsv_edu
+keys of the checkpoint, `gsv_edu.weights`; `gsv_edu.train.rng`), so a resumed run continues
+exactly where it stopped. An official checkpoint without our keys is resumed the official way
+(start of the next epoch), but with the learning rate base·γ^epoch of an uninterrupted run.
 """
 from __future__ import annotations
 
+import logging
+import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
-from .config import Config, ConfigError
-from .distributed import DistributedContext, barrier, gather_objects
-from .logging_utils import RunLogger, read_metrics, setup_logging
-from .trainer import StepResult, Trainer, weights_fingerprint
-from .training_checkpoints import (capture_rng_state, checkpoint_dir, latest_checkpoint, load_pair,
-                                   prune_checkpoints, restore_rng_state, save_pair)
-from .training_data import check_prepared, make_loader
+from gsv_edu.config import Config, ConfigError
+from gsv_edu.data.dataset import TextAudioSpeakerDataset
+from gsv_edu.data.layout import check_prepared
+from gsv_edu.data.loader import EpochBatches, make_loader
+from gsv_edu.data.sampler import DistributedBucketSampler
+from gsv_edu.train.distributed import DistributedContext, barrier, gather_objects, init_distributed
+from gsv_edu.train.logs import RunLogger, read_metrics, setup_logging
+from gsv_edu.train.rng import capture_rng_state, restore_rng_state
+from gsv_edu.train.step import StepResult, Trainer
+from gsv_edu.weights import (checkpoint_dir, latest_checkpoint, load_pair, prune_checkpoints, save_pair, save_sovits,
+                             weights_fingerprint)
 
-__all__ = ["TrainingRun", "TrainResult", "TrainingDiverged", "CONFIG_FILE", "WEIGHTS_DIR"]
+__all__ = ["train", "TrainingRun", "TrainResult", "TrainingDiverged", "CONFIG_FILE", "WEIGHTS_DIR", "mel_summary"]
 
 CONFIG_FILE = "config.json"
 WEIGHTS_DIR = "weights"
+
+
+def train(config: Config, data_dir: str | os.PathLike, run_dir: str | os.PathLike, *,
+          pretrained_g: str | None = None, pretrained_d: str | None = None, device: str = "auto",
+          progress: bool = True, quiet: bool = False, tensorboard: bool = True) -> TrainResult:
+    """Train (or resume training) into `run_dir` on the prepared folder `data_dir`.
+
+    Runs as one process, or as one rank of a `torchrun` launch (the process group is set up
+    from the environment and torn down at the end). Raises `TrainingDiverged` when
+    `train.max_nonfinite_steps` consecutive steps had a non-finite loss. `tensorboard=False`
+    writes only metrics.jsonl and the log (no images or audio, which take time to render).
+    """
+    ctx = init_distributed(device)
+    try:
+        run = TrainingRun(config, Path(data_dir), Path(run_dir), ctx, progress=progress, quiet=quiet,
+                          tensorboard=tensorboard)
+        run.setup(pretrained_g, pretrained_d)
+        return run.run()
+    finally:
+        ctx.close()
 
 
 class TrainingDiverged(RuntimeError):
@@ -64,17 +102,26 @@ class TrainResult:
 
 
 class TrainingRun:
-    """Everything one call of `gsv_edu.train.train` does, in the order of the official `run()`."""
+    """Everything one call of `train` does, in the order of the official `run()`."""
 
     def __init__(self, cfg: Config, data_dir: Path, run_dir: Path, ctx: DistributedContext, *,
                  progress: bool = True, quiet: bool = False, tensorboard: bool = True):
         self.cfg, self.data_dir, self.run_dir, self.ctx = cfg, data_dir, run_dir, ctx
         self.progress, self.quiet, self.tensorboard = progress, quiet, tensorboard
         self.started = time.perf_counter()
-        self.log = None
+        # made by setup():
+        self.log: logging.Logger | None = None
         self.trainer: Trainer | None = None
-        self.bar = None
+        self.ckpt_dir: Path = checkpoint_dir(run_dir, cfg.version)  # RUN/logs_s2_{version}
+        self.dataset: TextAudioSpeakerDataset | None = None
+        self.sampler: DistributedBucketSampler | None = None
+        self.batches: EpochBatches | None = None
+        self.loader: torch.utils.data.DataLoader | None = None
+        self.steps_per_epoch = 0             # batches per epoch of this process
+        self.bar = None                      # tqdm progress bar (rank 0, progress=True)
         self.run_logger: RunLogger | None = None
+        self.media_wanted = False            # TensorBoard is on: log images and audio
+        # where the run stands:
         self.resumed_from: int | None = None
         self.last_saved: int | None = None   # step of the newest checkpoint of this run folder
         self.export_path: str | None = None
@@ -105,7 +152,6 @@ class TrainingRun:
 
         torch.manual_seed(cfg.train.seed)  # official: the same seed on every rank
         self.trainer = Trainer(cfg, ctx)
-        self.ckpt_dir = checkpoint_dir(run_dir, cfg.version)
         self.dataset, self.sampler, self.batches, self.loader = make_loader(cfg, self.data_dir, ctx)
         self.steps_per_epoch = len(self.sampler)
         rng_state, exact = self._resume_or_initialise()
@@ -128,8 +174,6 @@ class TrainingRun:
                                     tensorboard=self.tensorboard)
         self.media_wanted = self.run_logger.writer is not None
         if ctx.is_main and self.progress:
-            from tqdm.auto import tqdm
-
             tc = cfg.train
             total = tc.max_steps if tc.max_steps is not None else tc.epochs * self.steps_per_epoch
             self.bar = tqdm(total=total, initial=min(t.step, total), unit="step", dynamic_ncols=True, desc="train",
@@ -328,8 +372,6 @@ class TrainingRun:
 
     def _export(self) -> str:
         """Official-format fp16 weights (process_ckpt.savee layout) in RUN/weights/."""
-        from .checkpoints import save_sovits
-
         t = self.trainer
         path = self.run_dir / WEIGHTS_DIR / f"{self.cfg.top['name']}_e{t.iteration}_s{t.step}.pth"
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -16,9 +16,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from gsv_edu.commons import get_padding
-from gsv_edu.hifigan import LRELU_SLOPE
-from gsv_edu.weight_norm import weight_norm
+from gsv_edu.sovits.commons import get_padding
+from gsv_edu.sovits.hifigan import LRELU_SLOPE
+from gsv_edu.sovits.weight_norm import weight_norm
 
 
 def _norm_f(use_spectral_norm: bool):

@@ -12,9 +12,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from gsv_edu.attention import Encoder
-from gsv_edu.commons import sequence_mask
-from gsv_edu.mrte import MRTE
+from gsv_edu.sovits.attention import Encoder
+from gsv_edu.sovits.commons import sequence_mask
+from gsv_edu.sovits.mrte import MRTE
 
 # Size of the phoneme table per symbol version (reference §10): v1 `symbols.py` has 322
 # symbols, v2 `symbols2.py` the same 322 plus 410 more.
@@ -34,7 +34,7 @@ class TextEncoder(nn.Module):
     `encoder2` (n_layers//2 layers), `proj` (H → 2·out_channels, 1×1).
 
     `ssl_dim` (768 officially, hard-coded there) and `gin_channels` (the MRTE width, 512
-    officially, hard-coded there via `MRTE()`'s defaults) are parameters here; see `gsv_edu.mrte`.
+    officially, hard-coded there via `MRTE()`'s defaults) are parameters here; see `gsv_edu.sovits.mrte`.
     `latent_channels` is accepted for signature parity and unused, as officially.
     """
 

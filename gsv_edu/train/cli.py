@@ -1,29 +1,13 @@
-"""Train SoVITS (GPT-SoVITS stage s2): `python -m gsv_edu.train --data DIR --out RUN`.
-
-The command line and the `train()` function around `GPT_SoVITS/s2_train.py`'s counterparts
-(reference §8):
-- `gsv_edu.training_run.TrainingRun`: set-up, resume, the loop over epochs and batches, the
-  checkpoints (`RUN/logs_s2_{version}/G_*.pth`, `D_*.pth`), the exported weights
-  (`RUN/weights/{name}_e{epoch}_s{step}.pth`, the format the official inference UI loads) and
-  the logs (`RUN/train.log`, TensorBoard in RUN, `RUN/metrics.jsonl`);
-- `gsv_edu.trainer.Trainer`: the models, optimizers, schedulers and one training step;
-- `gsv_edu.training_data`, `gsv_edu.training_checkpoints`, `gsv_edu.logging_utils`,
-  `gsv_edu.distributed`: the data loader, the checkpoint files, the logs, the processes.
+"""Command line of SoVITS training: `python -m gsv_edu.train --data DIR --out RUN`.
 
     python -m gsv_edu.train                       # the sample corpus, tiny preset, CPU, ~10 min
     python -m gsv_edu.train --data DIR --out RUN --preset official-v2 \\
         --pretrained-g s2G2333k.pth --pretrained-d s2D2333k.pth --set train.batch_size=8
     torchrun --nproc_per_node 2 -m gsv_edu.train --data DIR --out RUN   # several processes/GPUs
 
-What the official trainer does not do and this one does:
-- resumes automatically from the newest checkpoint in RUN, exactly (step, data position,
-  optimizers, schedulers, GradScaler, RNG states), and says so;
-- `train.max_steps` stops after that many optimizer steps in total, with a checkpoint;
-  `train.save_every_steps` checkpoints and exports every N steps; `train.keep_last` keeps the
-  newest N checkpoints (official: all, or one fixed "latest" name with if_save_latest — ignored);
-- atomic writes; a non-finite loss skips the step with a warning, and
-  `train.max_nonfinite_steps` of them in a row stop the run without touching the checkpoints;
-- one process on the CPU by default, `torchrun` for several (official: its own spawn).
+Without --data, the sample corpus is prepared first (`gsv_edu.data.prepare`, once) and the tiny
+preset trained on it. The training itself is `gsv_edu.train.run.train` (see the package
+docstring, `gsv_edu.train`).
 """
 from __future__ import annotations
 
@@ -35,37 +19,17 @@ from pathlib import Path
 
 import torch
 
-from . import config as config_module
-from .config import Config, ConfigError
-from .distributed import init_distributed
-from .training_run import TrainingDiverged, TrainingRun, TrainResult
+from gsv_edu import config as config_module
+from gsv_edu.config import ConfigError
+from gsv_edu.data.layout import TEXT_FILE
+from gsv_edu.data.prepare import prepare
+from gsv_edu.train.run import TrainingDiverged, train
 
-__all__ = ["train", "TrainResult", "TrainingDiverged", "main", "build_parser", "DEFAULT_LIST", "DEFAULT_PREPARED",
-           "DEFAULT_RUN"]
+__all__ = ["main", "build_parser", "DEFAULT_LIST", "DEFAULT_PREPARED", "DEFAULT_RUN"]
 
 DEFAULT_LIST = Path("data") / "sample" / "sample.list"
 DEFAULT_PREPARED = Path("runs") / "sample_prepared"
 DEFAULT_RUN = Path("runs") / "sample_tiny"
-
-
-def train(config: Config, data_dir: str | os.PathLike, run_dir: str | os.PathLike, *,
-          pretrained_g: str | None = None, pretrained_d: str | None = None, device: str = "auto",
-          progress: bool = True, quiet: bool = False, tensorboard: bool = True) -> TrainResult:
-    """Train (or resume training) into `run_dir` on the prepared folder `data_dir`.
-
-    Runs as one process, or as one rank of a `torchrun` launch (the process group is set up
-    from the environment and torn down at the end). Raises `TrainingDiverged` when
-    `train.max_nonfinite_steps` consecutive steps had a non-finite loss. `tensorboard=False`
-    writes only metrics.jsonl and the log (no images or audio, which take time to render).
-    """
-    ctx = init_distributed(device)
-    try:
-        run = TrainingRun(config, Path(data_dir), Path(run_dir), ctx, progress=progress, quiet=quiet,
-                          tensorboard=tensorboard)
-        run.setup(pretrained_g, pretrained_d)
-        return run.run()
-    finally:
-        ctx.close()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -81,8 +45,6 @@ def _find_sample_list() -> Path:
 
 
 def _prepare_sample(prepared: Path, quiet: bool, progress: bool) -> None:
-    from .prepare import prepare
-
     list_path = _find_sample_list()
     print(f"preparing {list_path} into {prepared} (done once; later runs reuse it)", file=sys.stderr)
     report = prepare(list_path, prepared, progress=progress and not quiet)
@@ -114,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line (`python -m gsv_edu.train`, `gsv-train`); returns the exit status."""
     args = build_parser().parse_args(argv)
     if args.threads < 1:
         print(f"error: --threads must be ≥ 1, got {args.threads}", file=sys.stderr)
@@ -151,11 +114,8 @@ def main(argv: list[str] | None = None) -> int:
 def _wait_for_prepared(folder: Path, timeout: float = 3600.0) -> None:
     """Other ranks of a torchrun launch wait until rank 0 has prepared the sample data."""
     deadline = time.time() + timeout
-    while not (folder / "2-name2text.txt").is_file():
+    while not (folder / TEXT_FILE).is_file():
         if time.time() > deadline:
             raise RuntimeError(f"{folder}: rank 0 did not finish preparing the data")
         time.sleep(2)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gsv_edu.attention import MultiHeadAttention
+from gsv_edu.sovits.attention import MultiHeadAttention
 
 
 class MRTE(nn.Module):

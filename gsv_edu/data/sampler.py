@@ -38,6 +38,7 @@ import bisect
 from typing import Iterator, Sequence
 
 import torch
+import torch.distributed as dist
 
 __all__ = ["DistributedBucketSampler", "OFFICIAL_BOUNDARIES", "bucket_boundaries"]
 
@@ -59,8 +60,6 @@ def bucket_boundaries(min_frames: int = 32) -> list[int]:
 
 def _default_world() -> tuple[int, int]:
     """(world size, rank) of the initialised process group, else (1, 0)."""
-    import torch.distributed as dist
-
     if dist.is_available() and dist.is_initialized():
         return dist.get_world_size(), dist.get_rank()
     return 1, 0

@@ -40,16 +40,15 @@ import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
-from .audio import mel_spectrogram, spec_to_mel
-from .commons import slice_segments
-from .config import Config
-from .distributed import DistributedContext, all_true, resolve_device
-from .losses import discriminator_loss, feature_loss, generator_loss, kl_loss
-from .models import MultiPeriodDiscriminator, SynthesizerTrn
-from .state_dicts import compare_state_dict
+from gsv_edu.audio import mel_spectrogram, spec_to_mel
+from gsv_edu.config import Config
+from gsv_edu.sovits.commons import slice_segments
+from gsv_edu.sovits.losses import discriminator_loss, feature_loss, generator_loss, kl_loss
+from gsv_edu.sovits.models import MultiPeriodDiscriminator, SynthesizerTrn
+from gsv_edu.train.distributed import DistributedContext, all_true, resolve_device
+from gsv_edu.weights import compare_state_dict, read_discriminator_file, read_sovits_file
 
-__all__ = ["Trainer", "StepResult", "generator_param_groups", "grad_norm", "load_matching", "weights_fingerprint",
-           "LOW_LR_MODULES"]
+__all__ = ["Trainer", "StepResult", "generator_param_groups", "grad_norm", "load_matching", "LOW_LR_MODULES"]
 
 
 # s2_train.py: these generator parts train at lr · text_low_lr_rate (groups 2, 3, 4 of optim_g).
@@ -103,17 +102,6 @@ def load_matching(module: torch.nn.Module, weights: dict[str, torch.Tensor], wha
     return {"loaded": list(fitting), "missing": missing, "unexpected": unexpected, "mismatched": mismatched}
 
 
-def weights_fingerprint(module: torch.nn.Module) -> str:
-    """A short sha1 of a module's state dict (bitwise: equal iff every tensor is identical)."""
-    import hashlib
-
-    h = hashlib.sha1()
-    for key, value in module.state_dict().items():
-        h.update(key.encode())
-        h.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
 def _grad_scaler(device: torch.device, enabled: bool):
     """torch.amp.GradScaler (torch ≥ 2.3) or torch.cuda.amp.GradScaler (older)."""
     if hasattr(torch.amp, "GradScaler"):
@@ -140,7 +128,7 @@ class Trainer:
     """net_g, net_d, their AdamW optimizers and ExponentialLR schedulers, the GradScaler, one step.
 
     Position in training (`step`, `epoch`, `batch_in_epoch`) is kept here so that checkpoints
-    can store it; the data loop lives in `gsv_edu.train`.
+    can store it; the data loop lives in `gsv_edu.train.run`.
     """
 
     def __init__(self, config: Config, ctx: DistributedContext | None = None, device: str | None = None):
@@ -211,8 +199,6 @@ class Trainer:
 
     def load_pretrained(self, g_path: str | None = None, d_path: str | None = None) -> list[str]:
         """Initialise from official pretrained s2G / s2D files (fp16 `weight` dicts); returns log lines."""
-        from .checkpoints import HParams, OFFICIAL_HPARAMS_NAME, read_sovits_file
-
         lines = []
         if g_path:
             sovits = read_sovits_file(g_path)
@@ -221,11 +207,7 @@ class Trainer:
             if any(k.startswith("enc_q.") for k in report["missing"]):
                 lines.append("  note: the file has no enc_q (an export?): the posterior encoder starts from scratch")
         if d_path:
-            with torch.serialization.safe_globals([(HParams, OFFICIAL_HPARAMS_NAME)]):
-                obj = torch.load(d_path, map_location="cpu", weights_only=True)
-            weights = obj.get("weight", obj.get("model")) if isinstance(obj, dict) else None
-            if not isinstance(weights, dict):
-                raise ValueError(f"pretrained D {d_path}: expected a dict with 'weight' (s2D) or 'model' (D_*.pth)")
+            weights = read_discriminator_file(d_path)
             report = load_matching(self.net_d, weights, f"pretrained D {d_path}")
             lines.append(_summary(f"pretrained D {d_path}", report))
         return lines
@@ -355,7 +337,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoint contents
     def checkpoint_states(self, rng: list | None = None) -> tuple[dict, dict]:
-        """(G file dict, D file dict): the official keys plus ours (module docstring of training_checkpoints)."""
+        """(G file dict, D file dict): the official keys plus ours (see the gsv_edu.weights docstring)."""
         lr = self.cfg.train.learning_rate
         common = {"iteration": self.iteration, "learning_rate": lr, "step": self.step, "epoch": self.epoch,
                   "batch_in_epoch": self.batch_in_epoch}
@@ -388,7 +370,7 @@ class Trainer:
             self.step, self.epoch, self.batch_in_epoch = int(g["step"]), int(g["epoch"]), int(g["batch_in_epoch"])
         else:
             # An official checkpoint: continue at the start of the next epoch, with the lr an
-            # uninterrupted run would have there (base · γ^epoch; see training_checkpoints).
+            # uninterrupted run would have there (base · γ^epoch; see the gsv_edu.train.run docstring).
             self.epoch, self.batch_in_epoch = int(g.get("iteration", 0)) + 1, 0
             base, gamma = self.cfg.train.learning_rate, self.cfg.train.lr_decay
             for optim, sched, ratios in ((self.optim_g, self.sched_g, self._group_ratios()),

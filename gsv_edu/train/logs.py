@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .atomic import atomic_write_text
+from gsv_edu.atomic import atomic_write_text
 
 __all__ = ["setup_logging", "RunLogger", "spectrogram_image", "read_metrics", "METRICS_FILE", "LOG_FILE"]
 
@@ -59,30 +59,29 @@ def spectrogram_image(spec: np.ndarray | torch.Tensor) -> np.ndarray:
     """A [F, T] spectrogram as an RGB image [H, W, 3] uint8, low frequencies at the bottom.
 
     Mirrors `utils.plot_spectrogram_to_numpy` (matplotlib, viridis) when matplotlib is
-    installed; otherwise a plain grey-scale image of the same data.
+    installed; otherwise a plain grey-scale image of the same data. Drawn on an off-screen
+    canvas without pyplot, so the process's matplotlib backend (a notebook's, say) is untouched.
     """
     if isinstance(spec, torch.Tensor):
         spec = spec.detach().float().cpu().numpy()
     spec = np.asarray(spec, dtype=np.float32)
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
+    try:  # deferred: matplotlib is an optional dependency (the dev extra)
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
     except ImportError:
         lo, hi = float(spec.min()), float(spec.max())
         grey = ((spec - lo) / (hi - lo + 1e-8) * 255).astype(np.uint8)[::-1]  # [F, T], low bins at the bottom
         return np.repeat(grey[:, :, None], 3, axis=2)  # [F, T, 3]
-    fig, ax = plt.subplots(figsize=(10, 2.5))
+    fig = Figure(figsize=(10, 2.5))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     im = ax.imshow(spec, aspect="auto", origin="lower", interpolation="none")
     fig.colorbar(im, ax=ax)
     ax.set_xlabel("frames")
     ax.set_ylabel("channels")
     fig.tight_layout()
     fig.canvas.draw()
-    data = np.asarray(fig.canvas.buffer_rgba())[:, :, :3].copy()  # [H, W, 3]
-    plt.close(fig)
-    return data
+    return np.asarray(fig.canvas.buffer_rgba())[:, :, :3].copy()  # [H, W, 3]
 
 
 def read_metrics(run_dir: str | os.PathLike) -> list[dict]:
@@ -118,7 +117,7 @@ class RunLogger:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._truncate_metrics(start_step)
         if tensorboard:
-            try:
+            try:  # deferred: importing tensorboard takes seconds, and the JSONL works without it
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:  # tensorboard not installed: the JSONL and the log still work
                 logging.getLogger(LOGGER_NAME).warning("tensorboard is not installed; writing %s only",

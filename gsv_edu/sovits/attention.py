@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from gsv_edu.commons import LayerNorm
+from gsv_edu.sovits.commons import LayerNorm
 
 
 def relative_to_absolute(rel: torch.Tensor, window_size: int) -> torch.Tensor:

@@ -17,7 +17,7 @@ Children in official state-dict order: `enc_p`, `dec`, `enc_q`, `flow`, `ref_enc
 Deliberate differences from the official class (none changes an output in eval mode):
 - `ssl_dim` (content width) is a constructor argument; the official hard-codes 768.
 - The MRTE width follows `gin_channels` and its content width `hidden_channels`
-  (official: fixed 512/192, see `gsv_edu.mrte`).
+  (official: fixed 512/192, see `gsv_edu.sovits.mrte`).
 - The random draws can be injected (`eps=`, `slice_uniform=`); by default they are drawn with
   the same calls in the same order as the official code.
 - `infer` and `extract_latent` use the same frozen-quantizer path as `forward`: with
@@ -32,18 +32,18 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from gsv_edu.commons import rand_slice_segments, sequence_mask
-from gsv_edu.discriminators import MultiPeriodDiscriminator  # re-exported: models.MultiPeriodDiscriminator
-from gsv_edu.flows import ResidualCouplingBlock
-from gsv_edu.hifigan import Generator
-from gsv_edu.posterior import PosteriorEncoder
-from gsv_edu.prior import TextEncoder
-from gsv_edu.quantize import ResidualVectorQuantizer
-from gsv_edu.style import MelStyleEncoder
+from gsv_edu.config import SUPPORTED_VERSIONS
+from gsv_edu.sovits.commons import rand_slice_segments, sequence_mask
+from gsv_edu.sovits.discriminators import MultiPeriodDiscriminator  # re-exported: models.MultiPeriodDiscriminator
+from gsv_edu.sovits.flows import ResidualCouplingBlock
+from gsv_edu.sovits.hifigan import Generator
+from gsv_edu.sovits.posterior import PosteriorEncoder
+from gsv_edu.sovits.prior import TextEncoder
+from gsv_edu.sovits.quantize import ResidualVectorQuantizer
+from gsv_edu.sovits.style import MelStyleEncoder
 
-__all__ = ["SynthesizerTrn", "MultiPeriodDiscriminator", "SUPPORTED_VERSIONS"]
+__all__ = ["SynthesizerTrn", "MultiPeriodDiscriminator"]
 
-SUPPORTED_VERSIONS = ("v1", "v2")
 V2_REF_BINS = 704  # v2's ref_enc sees spectrogram bins 0..703 (0–11 kHz); v1 all of them
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gsv_edu.wavenet import WN
+from gsv_edu.sovits.wavenet import WN
 
 
 class ResidualCouplingLayer(nn.Module):

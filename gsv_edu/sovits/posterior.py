@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gsv_edu.commons import sequence_mask
-from gsv_edu.wavenet import WN
+from gsv_edu.sovits.commons import sequence_mask
+from gsv_edu.sovits.wavenet import WN
 
 
 class PosteriorEncoder(nn.Module):

@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gsv_edu.commons import fused_add_tanh_sigmoid_multiply, get_padding
-from gsv_edu.weight_norm import fold_weight_norm, weight_norm
+from gsv_edu.sovits.commons import fused_add_tanh_sigmoid_multiply, get_padding
+from gsv_edu.sovits.weight_norm import fold_weight_norm, weight_norm
 
 
 class WN(nn.Module):

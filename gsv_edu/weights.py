@@ -1,12 +1,16 @@
-"""Reading and writing SoVITS weight files in the official formats, safely.
+"""Every official SoVITS weight file, in and out, read safely: one reader per kind of file.
 
-Three kinds of generator files exist (reference §6):
+| kind | official writer | content | reader here | writer here |
+|---|---|---|---|---|
+| exported weights (`SoVITS_weights*/name_e4_s8.pth`) | `process_ckpt.savee` | `weight` (fp16, no `enc_q`), `config` (a pickled `utils.HParams`), `info` "4epoch_8iteration" | `read_sovits_file` (`load_sovits` builds the model) | `save_sovits` |
+| pretrained s2G (`s2G2333k.pth`, `s2G488k.pth`) | — | `weight` (fp16, **with** `enc_q`), for v2 also `config`/`info` | `read_sovits_file` | `save_sovits(enc_q=True)` |
+| pretrained s2D (`s2D2333k.pth`) | — | `weight` (the discriminator) | `read_discriminator_file` | — |
+| training checkpoints (`logs_s2_v2/G_1234.pth`, `D_1234.pth`) | `utils.save_checkpoint` | `model` (fp32 state dict), `iteration` (the epoch), `optimizer`, `learning_rate` | `load_training_checkpoint` (`load_pair` for both files) | `save_training_checkpoint`, `save_pair` |
 
-| kind | official writer | content |
-|---|---|---|
-| exported weights (`SoVITS_weights*/name_e4_s8.pth`) | `process_ckpt.savee` | `weight` (fp16, no `enc_q`), `config` (a pickled `utils.HParams`), `info` "4epoch_8iteration" |
-| pretrained s2G (`s2G2333k.pth`, `s2G488k.pth`) | — | `weight` (fp16, **with** `enc_q`), for v2 also `config`/`info` |
-| training checkpoints (`logs_s2_v2/G_1234.pth`) | `utils.save_checkpoint` | `model` (fp32 state dict), `iteration` (the epoch), `optimizer`, `learning_rate` |
+A `G_*.pth` is also a generator file: `read_sovits_file` takes its `model` weights (for
+inference or as the start of a new run), `load_training_checkpoint` its whole training state
+(to resume). `read_discriminator_file` takes the `weight` of an s2D or the `model` of a `D_*.pth`.
+All of them go through one safe unpickler (`_load_raw`).
 
 Safety: a `.pth` file is a pickle, and unpickling runs whatever the file names. Every read here
 uses `torch.load(..., weights_only=True)`, which only rebuilds tensors and plain containers;
@@ -16,35 +20,66 @@ the one foreign class of official exports, `utils.HParams`, is mapped to our own
 Version tags (reference §6.2, §6.4): v1/v2 files are plain zip archives (first bytes "PK").
 Later versions overwrite the first two bytes with a tag ("05" v2Pro, "06" v2ProPlus, "03"/"04"
 v3/v4 LoRA; "00"/"01"/"02" are old v1/v2/v3 tags). v1 and v2 are told apart by the rows of
-`enc_p.text_embedding.weight` (322 → v1, 732 → v2), as the official inference UI does.
+`enc_p.text_embedding.weight` (322 → v1, 732 → v2: the sizes of the two symbol tables), as the
+official inference UI does.
 
-Writing: `save_sovits` produces the official export format (so the official UI can load our
-weights) through a temporary file and `os.replace` (the official writes in place of a temp
-name it then moves; an interrupted run of ours never leaves a half-written file).
+Training checkpoints (mirrors `utils.save_checkpoint` / `utils.load_checkpoint` /
+`utils.latest_checkpoint_path`, reference §6.1) live in `RUN/logs_s2_{version}/` as in the
+official experiment folder, and hold the official keys above, so the official trainer can
+resume from them, plus gsv_edu's keys for an exact resume (the official trainer ignores them):
+
+    scheduler      ExponentialLR state            (G and D files)
+    step           optimizer steps done so far    (G and D files)
+    epoch, batch_in_epoch   where in the data the run stopped: the next batch is number
+                   `batch_in_epoch` of epoch `epoch`
+    scaler         GradScaler state (or None)     (G file)
+    rng            RNG states (python, numpy, torch, cuda) of every rank   (G file)
+    world_size     number of processes that wrote it                       (G file)
+    config         the run's config (s2.json layout)                       (G file)
+
+Every value is a tensor or a plain container, so `torch.load(..., weights_only=True)` reads
+them. D is written before G: a G file exists only when its D file is complete, and the latest
+checkpoint is the highest step with both files.
+
+Writing: every file is written through a temporary file and `os.replace` (`gsv_edu.atomic`;
+the official writes in place, so an interrupted run of ours never leaves a half-written file).
+`save_sovits` produces the official export format, so the official UI loads our weights.
+
+Also here, because every weight reader needs them: `compare_state_dict` (which keys of a file
+fit a model) and `weights_fingerprint` (a short hash telling whether two models are the same).
 """
 from __future__ import annotations
 
 import copy
+import hashlib
 import io
 import json
 import os
 import pathlib
 import pickle
+import re
 import types
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from gsv_edu.atomic import atomic_write
-from gsv_edu.state_dicts import compare_state_dict
+from gsv_edu.atomic import atomic_save, atomic_write
+from gsv_edu.config import OFFICIAL_S2_JSON
+from gsv_edu.sovits.channels_last import use_channels_last_convs
+from gsv_edu.sovits.models import SynthesizerTrn
+from gsv_edu.sovits.weight_norm import fold_weight_norm, is_weight_normed
+from gsv_edu.text.symbols import EXPECTED_COUNTS
 
 __all__ = [
     "HParams", "CheckpointError", "UnsupportedVersionError", "SovitsFile", "LoadedSovits",
-    "TrainingCheckpoint", "read_sovits_file", "load_sovits", "save_sovits",
+    "TrainingCheckpoint", "read_sovits_file", "read_discriminator_file", "load_sovits", "save_sovits",
     "load_training_checkpoint", "save_training_checkpoint", "OFFICIAL_HPARAMS_NAME",
-    "as_hparams", "build_model", "detect_version",
+    "as_hparams", "build_model", "detect_version", "StateDictDiff", "compare_state_dict", "weights_fingerprint",
+    "CHECKPOINT_RE", "CheckpointPair", "checkpoint_dir", "list_checkpoints", "latest_checkpoint", "save_pair",
+    "load_pair", "prune_checkpoints",
 ]
 
 OFFICIAL_HPARAMS_NAME = "utils.HParams"  # module.qualname of the official config class (GPT_SoVITS/utils.py)
@@ -57,7 +92,7 @@ SUPPORTED_TAGS = {b"00", b"01"}
 # Keys that only later model versions have (reference §5, §12).
 LATER_VERSION_KEYS = {"sv_emb.": "v2Pro", "ge_to512.": "v2Pro", "prelu.": "v2Pro",
                       "bridge.": "v3/v4", "wns1.": "v3/v4", "cfm.": "v3/v4"}
-TEXT_TABLE_ROWS = {322: "v1", 732: "v2"}
+TEXT_TABLE_ROWS = {rows: version for version, rows in EXPECTED_COUNTS.items()}  # {322: "v1", 732: "v2"}
 
 
 class CheckpointError(ValueError):
@@ -248,16 +283,8 @@ def read_sovits_file(path: str | os.PathLike) -> SovitsFile:
         hps = as_hparams(hps) if isinstance(hps, dict) else None
     if "lora_rank" in obj:
         raise UnsupportedVersionError(f"{path}: not supported yet: a v3/v4 LoRA export ('lora_rank' key)")
-    if "weight" in obj:
-        weight, training = obj["weight"], None
-    elif "model" in obj:
-        weight = obj["model"]
-        training = {k: obj.get(k) for k in ("iteration", "learning_rate", "optimizer")}
-    else:
-        raise CheckpointError(f"{path}: neither 'weight' (exported/pretrained weights) nor 'model' "
-                              f"(training checkpoint) at the top level; found {sorted(obj)}")
-    if not isinstance(weight, dict) or not all(torch.is_tensor(v) for v in weight.values()):
-        raise CheckpointError(f"{path}: the weights are not a mapping of names to tensors")
+    weight = _weights_of(obj, path)
+    training = {k: obj.get(k) for k in ("iteration", "learning_rate", "optimizer")} if "weight" not in obj else None
     if any(k.startswith("discriminators.") for k in weight):
         raise CheckpointError(f"{path}: this is a discriminator checkpoint (D_*.pth / s2D); "
                               f"read_sovits_file reads generator files")
@@ -269,13 +296,85 @@ def read_sovits_file(path: str | os.PathLike) -> SovitsFile:
                       info=info if isinstance(info, str) else None, training=training)
 
 
+def _weights_of(obj: dict, path: str) -> dict[str, torch.Tensor]:
+    """The state dict of a weight file: `weight` (exports, pretrained s2G/s2D) or `model` (G_/D_*.pth)."""
+    if "weight" in obj:
+        weight = obj["weight"]
+    elif "model" in obj:
+        weight = obj["model"]
+    else:
+        raise CheckpointError(f"{path}: neither 'weight' (exported/pretrained weights) nor 'model' "
+                              f"(training checkpoint) at the top level; found {sorted(obj)}")
+    if not isinstance(weight, dict) or not all(torch.is_tensor(v) for v in weight.values()):
+        raise CheckpointError(f"{path}: the weights are not a mapping of names to tensors")
+    return weight
+
+
+def read_discriminator_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The discriminator weights of an official pretrained s2D (`weight`) or a `D_*.pth` (`model`), read safely."""
+    path = os.fspath(path)
+    obj = _load_raw(path)
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"pretrained D {path}: expected a dict with 'weight' (s2D) or 'model' (D_*.pth), "
+                              f"found {type(obj).__name__}")
+    return dict(_weights_of(obj, path))
+
+
+
+# ---------------------------------------------------------------------------------------- comparing
+
+@dataclass
+class StateDictDiff:
+    """Keys of `weights` against a model's `expected` state dict, each list in the order it was met."""
+
+    fitting: dict[str, torch.Tensor] = field(default_factory=dict)  # same name, same shape
+    missing: list[str] = field(default_factory=list)     # in the model, not in the file
+    unexpected: list[str] = field(default_factory=list)  # in the file, not in the model
+    mismatched: list[str] = field(default_factory=list)  # "key: file (shape), model (shape)"
+
+
+def compare_state_dict(weights: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> StateDictDiff:
+    """Which keys of a file fit a model's state dict, which are missing, extra or mis-shaped.
+
+    One comparison serves every loader: `load_sovits` (strict, with the `enc_q` of an export
+    allowed to be missing), `--pretrained-g/-d` in the trainer (loads what fits, reports the rest,
+    as the official `load_state_dict(strict=False)` does) and `HuBERT.from_pretrained`
+    (gsv_edu.hubert.loading; strict). Each caller words its own error.
+    """
+    diff = StateDictDiff()
+    for key, value in weights.items():
+        if key not in expected:
+            diff.unexpected.append(key)
+        elif tuple(value.shape) != tuple(expected[key].shape):
+            diff.mismatched.append(f"{key}: file {tuple(value.shape)}, model {tuple(expected[key].shape)}")
+        else:
+            diff.fitting[key] = value
+    diff.missing = [key for key in expected if key not in weights]
+    return diff
+
+
+def weights_fingerprint(weights: torch.nn.Module | dict[str, torch.Tensor], digits: int = 16) -> str:
+    """A short sha1 of a module's state dict, or of a state dict (bitwise: equal iff every key and
+    tensor is identical).
+
+    The trainer compares the ranks' models with it, the tests compare runs; the data preparation
+    records its 12-digit form (`digits=12`) in prepare_info.json and in the folder name of cached
+    semantic codes.
+    """
+    state = weights.state_dict() if isinstance(weights, torch.nn.Module) else weights
+    h = hashlib.sha1()
+    for key, value in state.items():
+        h.update(key.encode())
+        h.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:digits]
+
 # ---------------------------------------------------------------------------------------- loading
 
 @dataclass
 class LoadedSovits:
     """The result of `load_sovits`: the model and what came with it."""
 
-    model: Any                  # gsv_edu.models.SynthesizerTrn
+    model: Any                  # gsv_edu.sovits.models.SynthesizerTrn
     hps: HParams                # the config the model was built from
     version: str                # "v1" or "v2"
     kind: str                   # "export", "pretrained" or "training"
@@ -291,14 +390,11 @@ def _find_config(path: str) -> HParams:
     for candidate in (here / "config.json", here.parent / "config.json"):
         if candidate.is_file():
             return as_hparams(candidate)
-    from gsv_edu.config import OFFICIAL_S2_JSON
     return as_hparams(OFFICIAL_S2_JSON)
 
 
 def build_model(hps: HParams, version: str, ssl_dim: int | None = None):
     """`SynthesizerTrn` from an official-layout config, the way the official scripts build it."""
-    from gsv_edu.models import SynthesizerTrn
-
     try:
         data, train, model_cfg = hps["data"], hps["train"], dict(hps["model"].items())
     except AttributeError as e:
@@ -326,9 +422,6 @@ def load_sovits(path: str | os.PathLike, device: str | torch.device = "cpu", *, 
     trainer does when it starts from such a file. The returned record is also attached to the
     model as `model.loaded_from`, so the file's config and version stay at hand (gsv_edu.infer).
     """
-    from gsv_edu.channels_last import use_channels_last_convs
-    from gsv_edu.weight_norm import fold_weight_norm
-
     path = os.fspath(path)
     sovits = read_sovits_file(path)
     hps = as_hparams(config) if config is not None else (sovits.hps if sovits.hps is not None else _find_config(path))
@@ -416,8 +509,6 @@ def save_sovits(model, path: str | os.PathLike, hps: Any, epoch: int, step: int,
     enc_q=True keeps the posterior encoder's tensors too, in their state-dict place: the format of
     an official *pretrained* s2G (`s2G2333k.pth`, reference §6.3), which `load_sovits` also reads.
     """
-    from gsv_edu.weight_norm import is_weight_normed
-
     model = _unwrap(model)
     if hasattr(model, "dec") and not is_weight_normed(model.dec.ups[0]):
         raise ValueError("save_sovits: this model's weight norm was folded (load_sovits(inference=True)); "
@@ -448,6 +539,7 @@ class TrainingCheckpoint:
     iteration: int                   # official quirk: this is the epoch number, not a step
     learning_rate: float             # the base learning rate from the config
     optimizer: dict | None = None    # AdamW state dict
+    state: dict = field(default_factory=dict, repr=False)  # the whole file: also gsv_edu's resume keys
 
 
 def load_training_checkpoint(path: str | os.PathLike) -> TrainingCheckpoint:
@@ -459,7 +551,8 @@ def load_training_checkpoint(path: str | os.PathLike) -> TrainingCheckpoint:
         raise CheckpointError(f"{path}: not a training checkpoint (expected 'model', 'iteration', "
                               f"'optimizer', 'learning_rate'; found {keys})")
     return TrainingCheckpoint(model=obj["model"], iteration=int(obj.get("iteration", 0)),
-                              learning_rate=float(obj.get("learning_rate", 0.0)), optimizer=obj.get("optimizer"))
+                              learning_rate=float(obj.get("learning_rate", 0.0)), optimizer=obj.get("optimizer"),
+                              state=obj)
 
 
 def save_training_checkpoint(model, optimizer, learning_rate: float, iteration: int,
@@ -477,3 +570,80 @@ def save_training_checkpoint(model, optimizer, learning_rate: float, iteration: 
     with atomic_write(path, "wb") as f:
         torch.save(state, f)
     return path
+
+
+# ---------------------------------------------------------------------------------------- a run's checkpoint folder
+
+CHECKPOINT_RE = re.compile(r"^([GD])_(\d+)\.pth$")
+
+
+def checkpoint_dir(run_dir: str | os.PathLike, version: str) -> Path:
+    """RUN/logs_s2_{version}: where the official trainer keeps G_*.pth / D_*.pth."""
+    return Path(run_dir) / f"logs_s2_{version}"
+
+
+def list_checkpoints(folder: str | os.PathLike) -> list[int]:
+    """Steps that have both G_{step}.pth and D_{step}.pth in `folder`, ascending."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found: dict[int, set[str]] = {}
+    for name in os.listdir(folder):
+        m = CHECKPOINT_RE.match(name)
+        if m:
+            found.setdefault(int(m.group(2)), set()).add(m.group(1))
+    return sorted(step for step, kinds in found.items() if kinds == {"G", "D"})
+
+
+def latest_checkpoint(folder: str | os.PathLike) -> int | None:
+    steps = list_checkpoints(folder)
+    return steps[-1] if steps else None
+
+
+@dataclass
+class CheckpointPair:
+    """The two files of one checkpoint, as read back (every key of each file)."""
+
+    step: int
+    g: dict
+    d: dict
+    g_path: Path
+    d_path: Path
+
+    @property
+    def is_official_only(self) -> bool:
+        """True for a checkpoint written by the official trainer (no gsv_edu resume keys)."""
+        return "step" not in self.g
+
+
+def save_pair(folder: str | os.PathLike, step: int, g_state: dict, d_state: dict) -> tuple[Path, Path]:
+    """Write D_{step}.pth then G_{step}.pth atomically; returns their paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    d_path, g_path = folder / f"D_{step}.pth", folder / f"G_{step}.pth"
+    atomic_save(d_state, d_path)
+    atomic_save(g_state, g_path)
+    return g_path, d_path
+
+
+def load_pair(folder: str | os.PathLike, step: int) -> CheckpointPair:
+    """Read G_{step}.pth and D_{step}.pth with every key (`load_training_checkpoint`)."""
+    folder = Path(folder)
+    g_path, d_path = folder / f"G_{step}.pth", folder / f"D_{step}.pth"
+    return CheckpointPair(step=step, g=load_training_checkpoint(g_path).state,
+                          d=load_training_checkpoint(d_path).state, g_path=g_path, d_path=d_path)
+
+
+def prune_checkpoints(folder: str | os.PathLike, keep_last: int) -> list[int]:
+    """Delete all but the `keep_last` newest checkpoint pairs (keep_last ≤ 0 keeps all); returns deleted steps."""
+    if keep_last <= 0:
+        return []
+    steps = list_checkpoints(folder)
+    doomed = steps[:-keep_last]
+    for step in doomed:
+        for kind in ("G", "D"):
+            try:
+                os.unlink(Path(folder) / f"{kind}_{step}.pth")
+            except FileNotFoundError:
+                pass
+    return doomed

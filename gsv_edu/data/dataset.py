@@ -2,7 +2,7 @@
 
 Mirrors `TextAudioSpeakerLoader` and `TextAudioSpeakerCollate` of
 `GPT_SoVITS/module/data_utils.py` (reference §9.4). The prepared folder is the official layout
-written by `gsv_edu.prepare` (or by the official scripts):
+(`gsv_edu.data.layout`) written by `gsv_edu.data.prepare` (or by the official scripts):
 
     2-name2text.txt      name \\t phones \\t word2ph \\t text      (one line per utterance)
     4-cnhubert/{name}.pt  content features [1, D, T'] float32
@@ -41,43 +41,18 @@ from collections import Counter
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-from . import audio
+from gsv_edu import audio
+from gsv_edu.data.layout import (MAX_DURATION, MIN_DURATION, SSL_DIR, TEXT_FILE, WAV_DIR, align_to_spec,
+                                 content_frames_fit, read_name2text, wav_duration_from_size)
+from gsv_edu.text.symbols import symbol_to_id
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TextAudioSpeakerDataset", "TextAudioSpeakerCollate", "read_name2text",
-           "wav_duration_from_size", "MIN_DURATION", "MAX_DURATION"]
+__all__ = ["TextAudioSpeakerDataset", "TextAudioSpeakerCollate"]
 
-TEXT_FILE = "2-name2text.txt"
-SSL_DIR = "4-cnhubert"
-WAV_DIR = "5-wav32k"
 MIN_ITEMS = 100          # smaller data sets are repeated (official)
-MIN_DURATION = 0.6       # seconds, exclusive (official filter)
-MAX_DURATION = 54.0      # seconds, exclusive (official filter)
 MAX_CONSECUTIVE_FAILURES = 16
-
-
-def wav_duration_from_size(num_bytes: int, sampling_rate: int = 32000) -> float:
-    """The official duration estimate of a prepared wav: file size / sr / 2 (header included)."""
-    return num_bytes / sampling_rate / 2
-
-
-def read_name2text(path: str | os.PathLike) -> tuple[dict[str, list[str]], list[int]]:
-    """`2-name2text.txt` → ({name: phones}, [line numbers without exactly 4 tab fields])."""
-    phones: dict[str, list[str]] = {}
-    bad_lines: list[int] = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f.read().split("\n"), start=1):
-            if not line:
-                continue
-            fields = line.split("\t")
-            if len(fields) != 4:
-                bad_lines.append(number)
-                continue
-            phones[fields[0]] = fields[1].split(" ")
-    return phones, bad_lines
 
 
 class TextAudioSpeakerDataset(torch.utils.data.Dataset):
@@ -90,8 +65,6 @@ class TextAudioSpeakerDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, prepared_dir: str | os.PathLike, config, version: str = "v2", seed: int = 1234):
-        from .text.symbols import symbol_to_id
-
         data = getattr(config, "data", config)
         self.root = Path(prepared_dir)
         self.sampling_rate = data.sampling_rate
@@ -167,12 +140,11 @@ class TextAudioSpeakerDataset(torch.utils.data.Dataset):
                              f"{tuple(ssl.shape) if isinstance(ssl, torch.Tensor) else type(ssl).__name__}")
         ssl = ssl[0].float()  # [D, T']
         frames = spec.shape[-1]
-        if ssl.shape[-1] == frames - 1:
-            # official: HuBERT has one frame fewer than the spectrogram; repeat its last frame
-            ssl = F.pad(ssl.unsqueeze(0), (0, 1), mode="replicate")[0]  # [D, T]
-        elif ssl.shape[-1] != frames:
+        if not content_frames_fit(ssl.shape[-1], frames):
             raise ValueError(f"{ssl_path}: {ssl.shape[-1]} frames but the spectrogram of {wav_path} has {frames}; "
                              f"was the folder prepared with a different audio file?")
+        # official: HuBERT has one frame fewer than the spectrogram; repeat its last frame
+        ssl = align_to_spec(ssl, frames)  # [D, T]
         text = torch.tensor(phone_ids, dtype=torch.long)  # [L]
         return ssl, spec, wav, text
 

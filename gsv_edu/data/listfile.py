@@ -27,6 +27,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gsv_edu.text.language import check_implemented, normalize_language
+
 __all__ = ["ListItem", "ListProblem", "ListFile", "read_list", "parse_list_text"]
 
 FIELD_SEPARATOR = "|"
@@ -76,8 +78,6 @@ class ListFile:
 
 def _normalize_language(code: str) -> str:
     """List-file language code → "zh"/"en"; ValueError (with the reason) for anything else."""
-    from .text.language import check_implemented, normalize_language
-
     language = normalize_language(code)  # ValueError for a code the official lists do not use
     if language == "auto":  # a gsv_edu inference mode, not a list-file code (1-get-text.py skips it)
         raise ValueError(f"language {code!r} is not a list-file code; write zh or en for each line")

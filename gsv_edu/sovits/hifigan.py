@@ -17,8 +17,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from gsv_edu.commons import get_padding
-from gsv_edu.weight_norm import fold_weight_norm, weight_norm
+from gsv_edu.sovits.commons import get_padding
+from gsv_edu.sovits.weight_norm import fold_weight_norm, weight_norm
 
 LRELU_SLOPE = 0.1  # slope of every leaky ReLU in the generator and discriminators (but see Generator)
 
