@@ -176,7 +176,9 @@ def test_official_optimizer_configuration():
 
 
 def test_scaled_adam_update_is_relative_to_parameter_size():
-    """One step moves a tensor by about lr·rms(p) per element, whatever its scale (first step: |Δ| = lr·(1-β1)·rms)."""
+    """One step moves a tensor by about lr·rms(p) per element, whatever its scale.
+
+    First step: |Δ| = lr·(1-β1)·rms(p) for every element (the Adam direction is ±1)."""
     torch.manual_seed(0)
     for scale in (0.01, 1.0):
         p = torch.nn.Parameter(torch.randn(50, 40) * scale)

@@ -111,10 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _wait_for_prepared(folder: Path, timeout: float = 3600.0) -> None:
-    """Other ranks of a torchrun launch wait until rank 0 has prepared the sample data."""
+def _wait_for_prepared(folder: Path, timeout: float = 3600.0, name: str = TEXT_FILE) -> None:
+    """Other ranks of a torchrun launch wait until rank 0 has prepared the sample data (until `name` exists)."""
     deadline = time.time() + timeout
-    while not (folder / TEXT_FILE).is_file():
+    while not (folder / name).is_file():
         if time.time() > deadline:
             raise RuntimeError(f"{folder}: rank 0 did not finish preparing the data")
         time.sleep(2)

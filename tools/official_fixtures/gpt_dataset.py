@@ -97,7 +97,8 @@ def make(official: pathlib.Path, out: pathlib.Path) -> list[pathlib.Path]:
             sampler = DistributedBucketSampler(ds, num_replicas=replicas, rank=rank, batch_size=batch_size)
             for epoch in (0, 1):
                 sampler.set_epoch(epoch)
-                loader = DataLoader(ds, batch_size=batch_size, sampler=sampler, collate_fn=lambda b: [e["idx"] for e in b])
+                loader = DataLoader(ds, batch_size=batch_size, sampler=sampler,
+                                    collate_fn=lambda b: [e["idx"] for e in b])
                 record["batches"][f"{replicas}_{rank}_{epoch}"] = [list(b) for b in loader]
         sampler = DistributedBucketSampler(ds, num_replicas=1, rank=0, batch_size=batch_size)
         sampler.set_epoch(0)
