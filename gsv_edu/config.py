@@ -8,8 +8,10 @@ Three sections, each a dataclass: `train`, `data`, `model`; a few top-level keys
   unchanged: keys that came from a file are always written, in their order; keys that did not
   are written only when they differ from the default. So a gsv_edu-only setting (say
   `train.max_steps`) never appears in an official file unless you set it.
-- Presets: `official-v2`, `official-v1` (the released s2.json), `tiny` (CPU-sized, used by the
-  book, the tests and the default run).
+- Presets: `official-v2`, `official-v1` (the released s2.json), `official-v2pro`,
+  `official-v2proplus` (configs/s2v2Pro.json, s2v2ProPlus.json as released), `tiny` (CPU-sized,
+  used by the book, the tests and the default run) and `tiny-v2pro` (the same with the v2Pro
+  speaker-verification branch, fed by the tiny ERes2NetV2 of `gsv_edu.sv`).
 - Overrides from the command line: `--set train.batch_size=4`; values are parsed as JSON
   (`4`, `1e-4`, `true`, `null`, `[1,2]`) or taken as plain strings, and type-checked.
 - An unknown key or a value of the wrong type is a `ConfigError` that names the key.
@@ -28,6 +30,10 @@ from typing import Any, Optional, Union
 
 PACKAGE_DIR = pathlib.Path(__file__).resolve().parent
 OFFICIAL_S2_JSON = PACKAGE_DIR / "configs" / "s2.json"
+# the released config of each version (v1 and v2 share s2.json; GPT_SoVITS/configs/ @48b1a01)
+OFFICIAL_CONFIGS = {"v1": OFFICIAL_S2_JSON, "v2": OFFICIAL_S2_JSON,
+                    "v2Pro": PACKAGE_DIR / "configs" / "s2v2Pro.json",
+                    "v2ProPlus": PACKAGE_DIR / "configs" / "s2v2ProPlus.json"}
 
 
 class ConfigError(ValueError):
@@ -113,9 +119,10 @@ class ModelConfig:
     gin_channels: int = 512          # G: width of the global voice vector ge
     semantic_frame_rate: str = "25hz"
     freeze_quantizer: bool = True
-    version: Optional[str] = None    # "v1" | "v2"; the web UI adds it
-    # --- gsv_edu addition ---
+    version: Optional[str] = None    # "v1" | "v2" | "v2Pro" | "v2ProPlus"; the web UI adds it
+    # --- gsv_edu additions ---
     ssl_dim: int = 768               # content-feature width (768 for chinese-hubert-base)
+    sv_dim: int = 20480              # v2Pro speaker-vector width (ERes2NetV2 forward3; 1280 for the tiny SV)
 
 
 SECTIONS: dict[str, type] = {"train": TrainConfig, "data": DataConfig, "model": ModelConfig}
@@ -124,7 +131,7 @@ TOP_LEVEL: dict[str, Any] = {
     "s2_ckpt_dir": str, "content_module": str, "name": str, "version": str, "save_weight_dir": str,
     "pretrain": Optional[str], "resume_step": Optional[int],
 }
-SUPPORTED_VERSIONS = ("v1", "v2")  # the SoVITS versions gsv_edu implements (the one list of them)
+SUPPORTED_VERSIONS = ("v1", "v2", "v2Pro", "v2ProPlus")  # the SoVITS versions gsv_edu implements (the one list of them)
 
 
 def _type_name(tp) -> str:
@@ -237,7 +244,8 @@ class Config:
 
     @classmethod
     def preset(cls, name: str) -> "Config":
-        """`official-v2`, `official-v1` or `tiny` (see module docstring)."""
+        """`official-v2`, `official-v1`, `official-v2pro`, `official-v2proplus`, `tiny` or
+        `tiny-v2pro` (see module docstring)."""
         if name not in PRESETS:
             raise ConfigError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})")
         return PRESETS[name]()
@@ -299,7 +307,8 @@ class Config:
     # ---------------------------------------------------------------- derived values
     @property
     def version(self) -> str:
-        """The SoVITS version ("v1"/"v2"): model.version, else the top-level version, else v2."""
+        """The SoVITS version ("v1"/"v2"/"v2Pro"/"v2ProPlus"): model.version, else the top-level
+        version, else v2."""
         v = self.model.version or self.top.get("version") or "v2"
         return v
 
@@ -341,6 +350,8 @@ class Config:
             raise ConfigError("model.hidden_channels: must be divisible by model.n_heads")
         if self.model.inter_channels % 2:
             raise ConfigError("model.inter_channels: must be even (the flow splits it in halves)")
+        if self.model.sv_dim < 1:
+            raise ConfigError(f"model.sv_dim: the speaker-vector width must be positive, got {self.model.sv_dim}")
         if self.train.amp_dtype not in ("float16", "bfloat16"):
             raise ConfigError(f"train.amp_dtype: expected 'float16' or 'bfloat16', got {self.train.amp_dtype!r}")
         return self
@@ -376,19 +387,28 @@ def _to_plain(obj):
 # ---------------------------------------------------------------------------------------- presets
 
 def _official(version: str) -> Config:
-    cfg = Config.load(OFFICIAL_S2_JSON)
+    cfg = Config.load(OFFICIAL_CONFIGS[version])
     cfg.model.version = version
     return cfg
 
 
-def _tiny() -> Config:
+def _tiny_v2pro() -> Config:
+    """`tiny` with the v2Pro speaker-verification branch: configs/s2v2Pro.json's settings
+    (p_dropout 0) at the tiny sizes, gin 64, and the 1280-wide speaker vector of the tiny
+    ERes2NetV2 (`gsv_edu.sv.TINY_SV_ARGS`; the official one gives 20480)."""
+    cfg = _tiny("v2Pro")
+    cfg.model.sv_dim = 1280
+    return cfg
+
+
+def _tiny(version: str = "v2") -> Config:
     """CPU-sized SoVITS: the fixtures' tiny widths, our small HuBERT's content width.
 
     Same architecture family and every data/mel parameter of the official model; widths cut
     (hidden 32, inter 16, gin 64, HiFi-GAN 128 → 4 channels), 2/4/2 attention layers, an
     8-frame (5120-sample) decoder window, small batches and fp32.
     """
-    cfg = _official("v2")
+    cfg = _official(version)
     m, t = cfg.model, cfg.train
     m.inter_channels, m.hidden_channels, m.filter_channels = 16, 32, 64
     m.n_layers, m.upsample_initial_channel, m.gin_channels = 4, 128, 64
@@ -405,7 +425,9 @@ def _tiny() -> Config:
 
 
 TINY_SSL_DIM = 256  # width of the small HuBERT shipped in gsv_edu/assets/hubert_small
-PRESETS = {"official-v2": lambda: _official("v2"), "official-v1": lambda: _official("v1"), "tiny": _tiny}
+PRESETS = {"official-v2": lambda: _official("v2"), "official-v1": lambda: _official("v1"),
+           "official-v2pro": lambda: _official("v2Pro"), "official-v2proplus": lambda: _official("v2ProPlus"),
+           "tiny": _tiny, "tiny-v2pro": _tiny_v2pro}
 
 
 def add_config_arguments(parser) -> None:

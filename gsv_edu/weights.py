@@ -21,7 +21,13 @@ Version tags (reference §6.2, §6.4): v1/v2 files are plain zip archives (first
 Later versions overwrite the first two bytes with a tag ("05" v2Pro, "06" v2ProPlus, "03"/"04"
 v3/v4 LoRA; "00"/"01"/"02" are old v1/v2/v3 tags). v1 and v2 are told apart by the rows of
 `enc_p.text_embedding.weight` (322 → v1, 732 → v2: the sizes of the two symbol tables), as the
-official inference UI does.
+official inference UI does. v2Pro/v2ProPlus weights have `sv_emb`/`ge_to512`/`prelu` keys; the
+version comes from the tag ("05"/"06", `process_ckpt.my_save2`), else from the stored config,
+else from the shapes (v2ProPlus: first HiFi-GAN upsampling kernel 20, s2v2ProPlus.json). The
+official pretrained s2Gv2Pro/s2Gv2ProPlus are plain zip archives that the official code
+recognises by the MD5 of their first 8192 bytes (`process_ckpt.hash_pretrained_dict`); their
+keys and shapes say the same here. `save_sovits` writes the tag of a v2Pro/v2ProPlus export, as
+`process_ckpt.savee` does.
 
 Training checkpoints (mirrors `utils.save_checkpoint` / `utils.load_checkpoint` /
 `utils.latest_checkpoint_path`, reference §6.1) live in `RUN/logs_s2_{version}/` as in the
@@ -67,7 +73,7 @@ from typing import Any
 import torch
 
 from gsv_edu.atomic import atomic_save, atomic_write
-from gsv_edu.config import OFFICIAL_S2_JSON
+from gsv_edu.config import OFFICIAL_CONFIGS, OFFICIAL_S2_JSON
 from gsv_edu.sovits.channels_last import use_channels_last_convs
 from gsv_edu.sovits.models import SynthesizerTrn
 from gsv_edu.sovits.weight_norm import fold_weight_norm, is_weight_normed
@@ -87,11 +93,16 @@ OFFICIAL_HPARAMS_NAME = "utils.HParams"  # module.qualname of the official confi
 # First two bytes of a weight file → what the official reader makes of them (reference §6.2).
 HEADER_TAGS = {b"00": "v1", b"01": "v2", b"02": "v3", b"03": "v3 (LoRA)", b"04": "v4 (LoRA)",
                b"05": "v2Pro", b"06": "v2ProPlus"}
-SUPPORTED_TAGS = {b"00", b"01"}
+SUPPORTED_TAGS = {b"00", b"01", b"05", b"06"}
+VERSION_TAGS = {"v2Pro": b"05", "v2ProPlus": b"06"}  # what save_sovits writes in place of "PK"
+PRO_VERSIONS = ("v2Pro", "v2ProPlus")
+# MD5 of the first 8192 bytes of the official pretrained files → version (process_ckpt.py @48b1a01)
+OFFICIAL_PRETRAINED_MD5 = {"c7e9fce2223f3db685cdfa1e6368728a": "v2Pro",       # s2Gv2Pro.pth
+                           "66b313e39455b57ab1b0bc0b239c9d0a": "v2ProPlus"}   # s2Gv2ProPlus.pth
 
 # Keys that only later model versions have (reference §5, §12).
-LATER_VERSION_KEYS = {"sv_emb.": "v2Pro", "ge_to512.": "v2Pro", "prelu.": "v2Pro",
-                      "bridge.": "v3/v4", "wns1.": "v3/v4", "cfm.": "v3/v4"}
+LATER_VERSION_KEYS = {"bridge.": "v3/v4", "wns1.": "v3/v4", "cfm.": "v3/v4"}
+PRO_KEYS = ("sv_emb.", "ge_to512.", "prelu.")
 TEXT_TABLE_ROWS = {rows: version for version, rows in EXPECTED_COUNTS.items()}  # {322: "v1", 732: "v2"}
 
 
@@ -100,7 +111,7 @@ class CheckpointError(ValueError):
 
 
 class UnsupportedVersionError(CheckpointError):
-    """The file belongs to a SoVITS version this library does not implement yet (v2Pro, v3, v4)."""
+    """The file belongs to a SoVITS version this library does not implement yet (v3, v4)."""
 
 
 # ---------------------------------------------------------------------------------------- HParams
@@ -215,7 +226,8 @@ def _load_raw(path: str):
     if head in HEADER_TAGS:
         if head not in SUPPORTED_TAGS:
             raise UnsupportedVersionError(f"{path}: not supported yet: {HEADER_TAGS[head]} weights "
-                                          f"(version tag {head.decode()!r}; this library reads SoVITS v1 and v2)")
+                                          f"(version tag {head.decode()!r}; this library reads SoVITS v1, v2, "
+                                          f"v2Pro and v2ProPlus)")
         with open(path, "rb") as f:
             data = bytearray(f.read())
         data[:2] = b"PK"  # the official reader also puts the zip magic back before torch.load
@@ -232,20 +244,52 @@ def _config_version(hps: HParams | None) -> str | None:
     return version or hps.get("version")
 
 
-def detect_version(weight: dict, hps: HParams | None = None, path: str = "weights") -> str:
-    """"v1" or "v2" from a generator state dict (and its config); later versions raise.
+def _file_tag(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(2)
+
+
+def _official_pretrained_version(path: str) -> str | None:
+    """The version of an official pretrained s2Gv2Pro/s2Gv2ProPlus, known by the MD5 of its head."""
+    with open(path, "rb") as f:
+        digest = hashlib.md5(f.read(8192)).hexdigest()
+    return OFFICIAL_PRETRAINED_MD5.get(digest)
+
+
+def _first_upsample_kernel(weight: dict) -> int | None:
+    for key in ("dec.ups.0.weight_v", "dec.ups.0.weight", "dec.ups.0.parametrizations.weight.original1"):
+        if key in weight:
+            return int(weight[key].shape[-1])
+    return None
+
+
+def detect_version(weight: dict, hps: HParams | None = None, path: str = "weights", tag: bytes | None = None) -> str:
+    """"v1", "v2", "v2Pro" or "v2ProPlus" from a generator state dict (its config, its tag); v3/v4 raise.
 
     As the official inference UI: `enc_p.text_embedding.weight` with 322 rows → v1, 732 → v2.
+    `sv_emb`/`ge_to512`/`prelu` keys → v2Pro or v2ProPlus: the "05"/"06" tag decides, else the
+    config's version, else the first HiFi-GAN upsampling kernel (20 → v2ProPlus, as
+    s2v2ProPlus.json; 16 → v2Pro).
     """
     for prefix, version in LATER_VERSION_KEYS.items():
         if any(k.startswith(prefix) for k in weight):
-            if version == "v2Pro" and _config_version(hps) == "v2ProPlus":
-                version = "v2ProPlus"
             raise UnsupportedVersionError(f"{path}: not supported yet: {version} weights "
-                                          f"(it has '{prefix}*' keys; this library reads SoVITS v1 and v2)")
+                                          f"(it has '{prefix}*' keys; this library reads SoVITS v1, v2, v2Pro "
+                                          f"and v2ProPlus)")
     configured = _config_version(hps)
-    if configured in ("v2Pro", "v2ProPlus", "v3", "v4"):
+    if configured in ("v3", "v4"):
         raise UnsupportedVersionError(f"{path}: not supported yet: {configured} weights (its config says so)")
+    tagged = HEADER_TAGS.get(tag) if tag is not None else None
+    if any(k.startswith(PRO_KEYS) for k in weight):
+        if tagged in PRO_VERSIONS:
+            return tagged
+        if configured in PRO_VERSIONS:
+            return configured
+        return "v2ProPlus" if _first_upsample_kernel(weight) == 20 else "v2Pro"
+    if tagged in PRO_VERSIONS or configured in PRO_VERSIONS:
+        raise CheckpointError(f"{path}: marked {tagged or configured} (by its "
+                              f"{'version tag' if tagged in PRO_VERSIONS else 'config'}) but it has no "
+                              f"sv_emb/ge_to512/prelu weights")
     table = weight.get("enc_p.text_embedding.weight")
     if table is None:
         raise CheckpointError(f"{path}: no 'enc_p.text_embedding.weight': not a SoVITS v1/v2 generator")
@@ -261,7 +305,7 @@ class SovitsFile:
 
     path: str
     kind: str                   # "export", "pretrained" or "training"
-    version: str                # "v1" or "v2"
+    version: str                # "v1", "v2", "v2Pro" or "v2ProPlus"
     weight: dict[str, torch.Tensor]
     hps: HParams | None = None  # the stored config (exports, v2 pretrained), else None
     info: str | None = None     # "{epoch}epoch_{step}iteration" for exports
@@ -288,7 +332,9 @@ def read_sovits_file(path: str | os.PathLike) -> SovitsFile:
     if any(k.startswith("discriminators.") for k in weight):
         raise CheckpointError(f"{path}: this is a discriminator checkpoint (D_*.pth / s2D); "
                               f"read_sovits_file reads generator files")
-    version = detect_version(weight, hps, path)
+    tag = _file_tag(path)
+    version = _official_pretrained_version(path) if tag == b"PK" else None
+    version = version or detect_version(weight, hps, path, tag=tag)
     has_enc_q = any(k.startswith("enc_q.") for k in weight)
     kind = "training" if training is not None else ("pretrained" if has_enc_q else "export")
     info = obj.get("info")
@@ -376,25 +422,28 @@ class LoadedSovits:
 
     model: Any                  # gsv_edu.sovits.models.SynthesizerTrn
     hps: HParams                # the config the model was built from
-    version: str                # "v1" or "v2"
+    version: str                # "v1", "v2", "v2Pro" or "v2ProPlus"
     kind: str                   # "export", "pretrained" or "training"
     info: str | None = None
     path: str = ""
     missing_keys: list[str] = field(default_factory=list)  # keys left at their fresh initial values
 
 
-def _find_config(path: str) -> HParams:
+def _find_config(path: str, version: str = "v2") -> HParams:
     """Config for a file that carries none: config.json beside it or one folder up (the official
-    trainer keeps it in the experiment folder), else the official s2.json."""
+    trainer keeps it in the experiment folder), else the version's official config (s2.json,
+    s2v2Pro.json, s2v2ProPlus.json)."""
     here = pathlib.Path(path).resolve().parent
     for candidate in (here / "config.json", here.parent / "config.json"):
         if candidate.is_file():
             return as_hparams(candidate)
-    return as_hparams(OFFICIAL_S2_JSON)
+    return as_hparams(OFFICIAL_CONFIGS.get(version, OFFICIAL_S2_JSON))
 
 
-def build_model(hps: HParams, version: str, ssl_dim: int | None = None):
-    """`SynthesizerTrn` from an official-layout config, the way the official scripts build it."""
+def build_model(hps: HParams, version: str, ssl_dim: int | None = None, sv_dim: int | None = None):
+    """`SynthesizerTrn` from an official-layout config, the way the official scripts build it.
+
+    `ssl_dim` / `sv_dim` (read off the weights by `load_sovits`) override the config's."""
     try:
         data, train, model_cfg = hps["data"], hps["train"], dict(hps["model"].items())
     except AttributeError as e:
@@ -402,18 +451,21 @@ def build_model(hps: HParams, version: str, ssl_dim: int | None = None):
     model_cfg["version"] = version
     if ssl_dim is not None:
         model_cfg["ssl_dim"] = ssl_dim
+    if sv_dim is not None:
+        model_cfg["sv_dim"] = sv_dim
     return SynthesizerTrn(data["filter_length"] // 2 + 1, train["segment_size"] // data["hop_length"],
                           n_speakers=data.get("n_speakers", 0), **model_cfg)
 
 
 def load_sovits(path: str | os.PathLike, device: str | torch.device = "cpu", *, config: Any = None,
                 inference: bool = True) -> LoadedSovits:
-    """Load an official or gsv_edu SoVITS v1/v2 generator file into a `SynthesizerTrn`.
+    """Load an official or gsv_edu SoVITS v1/v2/v2Pro/v2ProPlus generator file into a `SynthesizerTrn`.
 
     Reads exported weights, pretrained s2G files and training checkpoints (G_*.pth) safely
     (see the module docstring). The config comes from `config` if given, else from the file,
     else from a config.json beside the file (or one folder up), else the official s2.json.
-    The version comes from the weights (322 text rows → v1).
+    The version comes from the file (its tag, config and weights: 322 text rows → v1; sv_emb keys
+    → v2Pro/v2ProPlus); `.version` of the result says which.
 
     inference=True (default): a model ready for `decode`: eval mode, `enc_q` dropped (it is only
     needed for training), weight norm folded into plain weights. inference=False: a model to
@@ -424,10 +476,13 @@ def load_sovits(path: str | os.PathLike, device: str | torch.device = "cpu", *, 
     """
     path = os.fspath(path)
     sovits = read_sovits_file(path)
-    hps = as_hparams(config) if config is not None else (sovits.hps if sovits.hps is not None else _find_config(path))
+    hps = as_hparams(config) if config is not None else (
+        sovits.hps if sovits.hps is not None else _find_config(path, sovits.version))
     ssl_proj = sovits.weight.get("ssl_proj.weight")
+    sv_emb = sovits.weight.get("sv_emb.weight")
     try:
-        model = build_model(hps, sovits.version, ssl_dim=int(ssl_proj.shape[0]) if ssl_proj is not None else None)
+        model = build_model(hps, sovits.version, ssl_dim=int(ssl_proj.shape[0]) if ssl_proj is not None else None,
+                            sv_dim=int(sv_emb.shape[1]) if sv_emb is not None else None)
     except (TypeError, ValueError, KeyError) as e:
         raise CheckpointError(f"{path}: cannot build a SynthesizerTrn from its config: {e}") from None
 
@@ -508,6 +563,10 @@ def save_sovits(model, path: str | os.PathLike, hps: Any, epoch: int, step: int,
 
     enc_q=True keeps the posterior encoder's tensors too, in their state-dict place: the format of
     an official *pretrained* s2G (`s2G2333k.pth`, reference §6.3), which `load_sovits` also reads.
+
+    v2Pro / v2ProPlus exports start with "05" / "06" instead of "PK" (`process_ckpt.my_save2`: the
+    official UI reads the version from these two bytes and puts "PK" back before torch.load); with
+    enc_q=True the file stays a plain zip, as the official pretrained s2Gv2Pro files are.
     """
     model = _unwrap(model)
     if hasattr(model, "dec") and not is_weight_normed(model.dec.ups[0]):
@@ -520,12 +579,18 @@ def save_sovits(model, path: str | os.PathLike, hps: Any, epoch: int, step: int,
         hps["model"]["version"] = model.version
     if getattr(model, "ssl_dim", 768) != 768:
         hps["model"]["ssl_dim"] = model.ssl_dim
+    if getattr(model, "sv_dim", None) not in (None, 20480):
+        hps["model"]["sv_dim"] = model.sv_dim
     weight = {k: v.detach().to("cpu", torch.float16) if v.is_floating_point() else v.detach().cpu()
               for k, v in model.state_dict().items() if enc_q or "enc_q" not in k}
     export = OrderedDict(weight=weight, config=hps, info=f"{epoch}epoch_{step}iteration")
     path = os.fspath(path)
+    tag = VERSION_TAGS.get(getattr(model, "version", None)) if not enc_q else None
+    buffer = io.BytesIO()
+    torch.save(export, buffer, pickle_module=_EXPORT_PICKLE_MODULE)
+    data = buffer.getvalue()
     with atomic_write(path, "wb") as f:
-        torch.save(export, f, pickle_module=_EXPORT_PICKLE_MODULE)
+        f.write(tag + data[2:] if tag else data)  # "05"/"06" replace the zip magic "PK"
     return path
 
 

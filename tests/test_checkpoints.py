@@ -86,21 +86,19 @@ def test_format_v1_file_is_detected_as_v1():
         load_sovits(EXPORTS / "format_v1_e1_s1.pth")  # format-only: one tensor, no model in it
 
 
-def test_v2pro_file_is_refused_clearly(tmp_path):
-    with pytest.raises(UnsupportedVersionError, match="not supported yet: v2Pro"):
-        read_sovits_file(EXPORTS / "format_v2Pro_e1_s1.pth")
-    with pytest.raises(UnsupportedVersionError, match="format_v2Pro_e1_s1.pth"):
-        load_sovits(EXPORTS / "format_v2Pro_e1_s1.pth")
+def test_v2pro_file_is_known_by_its_tag_or_its_keys(tmp_path):
+    assert read_sovits_file(EXPORTS / "format_v2Pro_e1_s1.pth").version == "v2Pro"
+    with pytest.raises(CheckpointError, match="format_v2Pro_e1_s1.pth.*missing keys"):
+        load_sovits(EXPORTS / "format_v2Pro_e1_s1.pth")  # format-only (tests/test_v2pro_weights.py: full files)
     # without its "05" tag, the sv_emb.* keys still give it away
     untagged = tmp_path / "v2pro_untagged.pth"
     data = bytearray((EXPORTS / "format_v2Pro_e1_s1.pth").read_bytes())
     data[:2] = b"PK"
     untagged.write_bytes(bytes(data))
-    with pytest.raises(UnsupportedVersionError, match="not supported yet: v2Pro.*sv_emb"):
-        read_sovits_file(untagged)
+    assert read_sovits_file(untagged).version == "v2Pro"
 
 
-@pytest.mark.parametrize("tag, name", [(b"03", "v3"), (b"04", "v4"), (b"06", "v2ProPlus")])
+@pytest.mark.parametrize("tag, name", [(b"03", "v3"), (b"04", "v4")])
 def test_other_version_tags_are_refused(tmp_path, tag, name):
     path = tmp_path / "tagged.pth"
     path.write_bytes(tag + (EXPORTS / "format_v1_e1_s1.pth").read_bytes()[2:])

@@ -96,7 +96,7 @@ def test_cross_key_validation():
     with pytest.raises(ConfigError, match="halved 5 times .* to 0 channels"):
         Config.preset("tiny").apply_overrides(["model.upsample_initial_channel=16"]).validate()
     with pytest.raises(ConfigError, match="not supported yet"):
-        Config.preset("tiny").apply_overrides(["model.version=v2Pro"]).validate()
+        Config.preset("tiny").apply_overrides(["model.version=v3"]).validate()
 
 
 def test_exported_hparams_config_reads():

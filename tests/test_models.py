@@ -213,7 +213,7 @@ def test_constructor_accepts_the_official_config_and_refuses_later_versions():
     assert model.version == "v2" and model.ref_enc.in_dim == 704 and model.segment_size == 8
     assert SynthesizerTrn(1025, 8, **{**cfg, "version": "v1"}).ref_enc.in_dim == 1025
     with pytest.raises(ValueError, match="not supported yet"):
-        SynthesizerTrn(1025, 8, **{**cfg, "version": "v2Pro"})
+        SynthesizerTrn(1025, 8, **{**cfg, "version": "v3"})
     with pytest.raises(ValueError, match="content features"):
         model.extract_latent(torch.zeros(1, 512, 10))
 

@@ -1,6 +1,7 @@
 """`SynthesizerTrn`, the whole SoVITS generator, and the re-exported discriminator.
 
-Mirrors `SynthesizerTrn` in `GPT_SoVITS/module/models.py` for v1 and v2 (reference §2, §3).
+Mirrors `SynthesizerTrn` in `GPT_SoVITS/module/models.py` for v1, v2, v2Pro and v2ProPlus
+(reference §2, §3).
 It is a VITS (Kim et al. 2021) variational autoencoder whose prior is computed not from text
 alone but from quantized HuBERT content, phonemes and a reference style vector:
 
@@ -14,6 +15,19 @@ alone but from quantized HuBERT content, phonemes and a reference style vector:
 Children in official state-dict order: `enc_p`, `dec`, `enc_q`, `flow`, `ref_enc`,
 `ssl_proj`, `quantizer` (776 tensors at the official size; `sovits_v2_state_dict.txt`).
 
+v2Pro / v2ProPlus (`GPT_SoVITS/module/models.py · SynthesizerTrn @48b1a01`, version in
+{"v2Pro", "v2ProPlus"}) add a *speaker vector* sv [B, 20480] — the time-mean of a pretrained
+speaker-verification network's feature map (`gsv_edu.sv`, ERes2NetV2.forward3) — to the style:
+
+    ge      = prelu(ref_enc(spectrogram) + sv_emb(sv))           [B, 1024, 1]  (gin 1024)
+    ge512   = ge_to512(ge)                                        [B, 512, 1]   → MRTE only
+    enc_q, flow and dec are conditioned on ge; the prior's MRTE on ge512
+
+and three children after `quantizer`: `sv_emb` (Linear 20480 → gin), `ge_to512` (Linear gin →
+512), `prelu` (PReLU, one slope per channel); 781 tensors. v2ProPlus differs only in its config
+(HiFi-GAN 768 initial channels, first upsampling kernel 20). The MRTE width is 512 (= the
+ge_to512 output) for these versions.
+
 Deliberate differences from the official class (none changes an output in eval mode):
 - `ssl_dim` (content width) is a constructor argument; the official hard-codes 768.
 - The MRTE width follows `gin_channels` and its content width `hidden_channels`
@@ -23,8 +37,11 @@ Deliberate differences from the official class (none changes an output in eval m
 - `infer` and `extract_latent` use the same frozen-quantizer path as `forward`: with
   `freeze_quantizer` the codebook is evaluated in eval mode, so calling them on a model in
   train mode cannot update the EMA codebook (the official would).
-- `semantic_frame_rate=None` means "25hz" (the official asserts); v2Pro/v2ProPlus are not
-  supported yet (a clear error).
+- `semantic_frame_rate=None` means "25hz" (the official asserts).
+- `sv_dim` (the speaker-vector width, 20480 officially, hard-coded there) is a constructor
+  argument, so a tiny speaker-verification model can feed a tiny v2Pro.
+- v2Pro `infer()`: the official method was never updated (it hands the gin-wide ge to the
+  512-wide MRTE and fails with a shape error); ours raises a clear error pointing to `decode`.
 """
 from __future__ import annotations
 
@@ -42,13 +59,16 @@ from gsv_edu.sovits.prior import TextEncoder
 from gsv_edu.sovits.quantize import ResidualVectorQuantizer
 from gsv_edu.sovits.style import MelStyleEncoder
 
-__all__ = ["SynthesizerTrn", "MultiPeriodDiscriminator"]
+__all__ = ["SynthesizerTrn", "MultiPeriodDiscriminator", "V2PRO_VERSIONS", "SV_DIM"]
 
 V2_REF_BINS = 704  # v2's ref_enc sees spectrogram bins 0..703 (0–11 kHz); v1 all of them
+V2PRO_VERSIONS = ("v2Pro", "v2ProPlus")  # the versions with a speaker-verification branch
+SV_DIM = 20480       # official speaker-vector width: ERes2NetV2 forward3, 2048 channels × 10 bands
+MRTE_GE_WIDTH = 512  # v2Pro: width of ge_to512's output, the style MRTE receives
 
 
 class SynthesizerTrn(nn.Module):
-    """The SoVITS generator (v1/v2), constructed exactly like the official one:
+    """The SoVITS generator (v1/v2/v2Pro/v2ProPlus), constructed exactly like the official one:
 
         SynthesizerTrn(filter_length // 2 + 1, segment_size // hop_length, n_speakers=300,
                        **s2_json["model"])
@@ -66,7 +86,7 @@ class SynthesizerTrn(nn.Module):
                  upsample_rates: list[int], upsample_initial_channel: int, upsample_kernel_sizes: list[int],
                  n_speakers: int = 0, gin_channels: int = 0, use_sdp: bool = True,
                  semantic_frame_rate: str | None = None, freeze_quantizer: bool | None = None,
-                 version: str = "v2", ssl_dim: int = 768, **kwargs):
+                 version: str = "v2", ssl_dim: int = 768, sv_dim: int = SV_DIM, **kwargs):
         super().__init__()
         version = version or "v2"
         if version not in SUPPORTED_VERSIONS:
@@ -101,12 +121,14 @@ class SynthesizerTrn(nn.Module):
         self.freeze_quantizer = freeze_quantizer
         self.version = version
         self.ssl_dim = ssl_dim
+        self.is_v2pro = version in V2PRO_VERSIONS
+        self.sv_dim = sv_dim if self.is_v2pro else None
         # v2 looks at the first 704 bins only; v1 at the whole spectrogram.
         self.ref_bins = spec_channels if version == "v1" else V2_REF_BINS
 
         self.enc_p = TextEncoder(inter_channels, hidden_channels, filter_channels, n_heads, n_layers,
                                  kernel_size, p_dropout, version=version, ssl_dim=ssl_dim,
-                                 gin_channels=gin_channels)
+                                 gin_channels=MRTE_GE_WIDTH if self.is_v2pro else gin_channels)
         self.dec = Generator(inter_channels, resblock, resblock_kernel_sizes, resblock_dilation_sizes,
                              upsample_rates, upsample_initial_channel, upsample_kernel_sizes,
                              gin_channels=gin_channels)
@@ -119,6 +141,10 @@ class SynthesizerTrn(nn.Module):
         else:
             self.ssl_proj = nn.Conv1d(ssl_dim, ssl_dim, 1, stride=1)
         self.quantizer = ResidualVectorQuantizer(dimension=ssl_dim, n_q=1, bins=1024)
+        if self.is_v2pro:
+            self.sv_emb = nn.Linear(sv_dim, gin_channels)             # speaker vector → style space
+            self.ge_to512 = nn.Linear(gin_channels, MRTE_GE_WIDTH)    # the style MRTE sees
+            self.prelu = nn.PReLU(num_parameters=gin_channels)
 
     # ------------------------------------------------------------------ shared pieces
     def reference_style(self, spec: torch.Tensor, spec_mask: torch.Tensor) -> torch.Tensor:
@@ -130,6 +156,32 @@ class SynthesizerTrn(nn.Module):
         if spec.dim() != 3 or spec.size(1) < self.ref_bins:
             raise ValueError(f"expected a spectrogram [B, {self.spec_channels}, T], got {tuple(spec.shape)}")
         return self.ref_enc(spec[:, : self.ref_bins] * spec_mask, spec_mask)  # [B, G, 1]
+
+    def fuse_speaker_vector(self, ge: torch.Tensor, sv: torch.Tensor | None) -> torch.Tensor:
+        """v2Pro: ge [B, G, 1] and speaker vector sv [B, sv_dim] → prelu(ge + sv_emb(sv)) [B, G, 1].
+
+        Other versions return ge unchanged (and take no sv). Official: `SynthesizerTrn.forward` /
+        `decode · get_ge` @48b1a01.
+        """
+        if not self.is_v2pro:
+            if sv is not None:
+                raise ValueError(f"a {self.version} SynthesizerTrn takes no speaker vector (sv_emb); "
+                                 "only v2Pro/v2ProPlus do")
+            return ge
+        if sv is None:
+            raise ValueError(f"a {self.version} SynthesizerTrn needs the speaker vector sv_emb "
+                             f"[B, {self.sv_dim}] of the reference (gsv_edu.sv.speaker_vector)")
+        if sv.shape[-1] != self.sv_dim:
+            raise ValueError(f"sv_emb must be [B, {self.sv_dim}] (the speaker-verification model's "
+                             f"forward3 width), got {tuple(sv.shape)}")
+        sv = self.sv_emb(sv.to(ge.dtype))  # [B, G]
+        return self.prelu(ge + sv.unsqueeze(-1))  # [B, G, 1]
+
+    def mrte_style(self, ge: torch.Tensor) -> torch.Tensor:
+        """The style the prior's MRTE receives: ge_to512(ge) [B, 512, 1] for v2Pro, else ge itself."""
+        if not self.is_v2pro:
+            return ge
+        return self.ge_to512(ge.transpose(2, 1)).transpose(2, 1)  # [B, 512, 1]
 
     def _quantize(self, ssl: torch.Tensor, layers: list[int] | None = None):
         """ssl [B, ssl_dim, T] → quantizer outputs (quantized [B, ssl_dim, T/2], codes [n_q, B, T/2],
@@ -166,12 +218,13 @@ class SynthesizerTrn(nn.Module):
 
     # ------------------------------------------------------------------ training
     def forward(self, ssl: torch.Tensor, y: torch.Tensor, y_lengths: torch.Tensor, text: torch.Tensor,
-                text_lengths: torch.Tensor, *, eps: torch.Tensor | None = None,
-                slice_uniform: torch.Tensor | None = None):
+                text_lengths: torch.Tensor, sv_emb: torch.Tensor | None = None, *,
+                eps: torch.Tensor | None = None, slice_uniform: torch.Tensor | None = None):
         """The training forward (reference §3.1).
 
         ssl [B, ssl_dim, T] content features, y [B, spec_channels, T] linear spectrogram (T even),
-        y_lengths [B], text [B, L] phoneme ids, text_lengths [B].
+        y_lengths [B], text [B, L] phoneme ids, text_lengths [B]; v2Pro: sv_emb [B, sv_dim], the
+        speaker vectors of the items (7-sv_cn/), fused into ge (`fuse_speaker_vector`).
         `eps` [B, I, T]: posterior noise (default one `torch.randn_like(m_q)`); `slice_uniform`
         [B]: the uniforms of the decoder window (default one `torch.rand([B])`), drawn in this
         order, so `torch.manual_seed(s)` reproduces the official forward.
@@ -181,11 +234,11 @@ class SynthesizerTrn(nn.Module):
         """
         enc_q = self._require_enc_q()
         y_mask = sequence_mask(y_lengths, y.size(2)).unsqueeze(1).to(y.dtype)  # [B, 1, T]
-        ge = self.reference_style(y, y_mask)  # [B, G, 1]
+        ge = self.fuse_speaker_vector(self.reference_style(y, y_mask), sv_emb)  # [B, G, 1]
         quantized, codes, commit_loss, quantized_list = self._quantize(ssl, layers=[0])  # [B, D, T/2]
         quantized = self._upsample_content(quantized)  # [B, D, T]
 
-        x, m_p, logs_p, y_mask, _, _ = self.enc_p(quantized, y_lengths, text, text_lengths, ge)
+        x, m_p, logs_p, y_mask, _, _ = self.enc_p(quantized, y_lengths, text, text_lengths, self.mrte_style(ge))
         z, m_q, logs_q, y_mask = enc_q(y, y_lengths, g=ge, eps=eps)  # [B, I, T]
         z_p = self.flow(z, y_mask, g=ge)  # [B, I, T]
 
@@ -202,7 +255,13 @@ class SynthesizerTrn(nn.Module):
         z_p = m_p + ε·exp(logs_p)·noise_scale (ε default one `torch.randn_like(m_p)`),
         z = flow⁻¹(z_p), o = dec(z·mask). Returns (o [B, 1, T·hop], y_mask, (z, z_p, m_p, logs_p)).
         `test == 1` runs the prior with all phoneme ids 0 (the caller's tensor is not modified).
+        Not available for v2Pro/v2ProPlus (the official method was never updated for them).
         """
+        if self.is_v2pro:
+            raise RuntimeError(f"SynthesizerTrn.infer is not available for {self.version}: the official "
+                               "infer() was never updated for v2Pro (it feeds the 1024-wide ge to the 512-wide "
+                               "MRTE and fails). Use decode(codes, text, refer, sv_emb=...) with "
+                               "codes = extract_latent(ssl).transpose(0, 1)")
         y_mask = sequence_mask(y_lengths, y.size(2)).unsqueeze(1).to(y.dtype)  # [B, 1, T]
         ge = self.reference_style(y, y_mask)  # [B, G, 1]
         quantized, _, _, _ = self._quantize(ssl, layers=[0])
@@ -218,13 +277,18 @@ class SynthesizerTrn(nn.Module):
 
     @torch.no_grad()
     def decode(self, codes: torch.Tensor, text: torch.Tensor, refer: torch.Tensor | list[torch.Tensor],
-               noise_scale: float = 0.5, speed: float = 1, *, eps: torch.Tensor | None = None) -> torch.Tensor:
+               noise_scale: float = 0.5, speed: float = 1,
+               sv_emb: torch.Tensor | list[torch.Tensor] | None = None, *,
+               eps: torch.Tensor | None = None) -> torch.Tensor:
         """Text-to-speech synthesis from semantic tokens (reference §3.3), as the inference UI calls it.
 
         codes [n_q=1, B, T_c] (quantizer layer first), text [B, L] phoneme ids of the text to speak,
         refer: a spectrogram [B, spec_channels, T_r] or a list of them (their ge's are averaged).
         Every item is taken at full length (no padding masks). `speed` ≠ 1 stretches the prior to
         int(2·T_c/speed) + 1 frames. `eps` [B, I, T'] replaces the one `torch.randn_like(m_p)` draw.
+        v2Pro: sv_emb [B, sv_dim] (or, with a list of references, one vector per reference, a list
+        or a stacked tensor): each reference's ge is fused with its own speaker vector before the
+        average, and MRTE gets ge_to512 of the average (official `decode · get_ge`).
         Returns the waveform [B, 1, 640·T'].
         """
         if codes.dim() != 3:
@@ -242,14 +306,19 @@ class SynthesizerTrn(nn.Module):
         if isinstance(refer, (list, tuple)):
             if not refer:
                 raise ValueError("decode: refer is an empty list")
-            ge = torch.stack([style_of(r) for r in refer], 0).mean(0)  # [B, G, 1]
+            if self.is_v2pro and (sv_emb is None or len(sv_emb) != len(refer)):
+                raise ValueError(f"decode: {len(refer)} references need {len(refer)} speaker vectors "
+                                 f"(sv_emb[i] for refer[i]), got {'none' if sv_emb is None else len(sv_emb)}")
+            ges = [self.fuse_speaker_vector(style_of(r), sv_emb[i] if self.is_v2pro else sv_emb)
+                   for i, r in enumerate(refer)]
+            ge = torch.stack(ges, 0).mean(0)  # [B, G, 1]
         else:
-            ge = style_of(refer)
+            ge = self.fuse_speaker_vector(style_of(refer), sv_emb)
 
         y_lengths = torch.tensor([codes.size(2) * 2], dtype=torch.long, device=codes.device)  # [1]
         text_lengths = torch.tensor([text.size(-1)], dtype=torch.long, device=text.device)  # [1]
         quantized = self._upsample_content(self.quantizer.decode(codes))  # [B, D, 2·T_c]
-        x, m_p, logs_p, y_mask, _, _ = self.enc_p(quantized, y_lengths, text, text_lengths, ge, speed)
+        x, m_p, logs_p, y_mask, _, _ = self.enc_p(quantized, y_lengths, text, text_lengths, self.mrte_style(ge), speed)
         if eps is None:
             eps = torch.randn_like(m_p)
         z_p = m_p + eps * torch.exp(logs_p) * noise_scale  # [B, I, T']
