@@ -75,8 +75,8 @@ def assert_final_weights(run: GPTTrainingRun, record: dict) -> None:
 def test_two_epochs_match_the_official_lightning_run(tmp_path):
     record = torch.load(FIXTURES / "train_run.pt", weights_only=True)
     run = fixture_run(tmp_path, record)
-    run.model.load_state_dict({k[len("model."):] if k.startswith("model.") else k: v
-                               for k, v in record["initial"].items()})
+    for key, value in run.model.state_dict().items():  # the same seed gives the official initial weights
+        assert torch.equal(value, record["initial"][key]), key
     result = run.run()
     expected = [row[2] for row in record["batches"]]
     assert len(result.losses) == len(expected) == 26
@@ -157,6 +157,8 @@ def test_scaled_adam_is_the_default_and_adamw_an_option(sample_prepared, tmp_pat
     assert "exp_avg" in next(iter(b["optimizer_states"][0]["state"].values()))  # AdamW
     assert b["lr_schedulers"] == [] and b["optimizer_states"][0]["param_groups"][0]["weight_decay"] == 0.01
     assert [r["lr"] for r in read_metrics(tmp_path / "a")] == [0.01, 0.002]  # the official first step at 0.01
+    run_sample(sample_prepared, tmp_path / "c", "train.max_steps=2", "train.lr_schedule=warmup_cosine")
+    assert [r["lr"] for r in read_metrics(tmp_path / "c")] == pytest.approx([1e-5, 1e-5 + (0.01 - 1e-5) / 2000])
     with pytest.raises(GPTConfigError, match="train.optimizer"):
         gpt_config("tiny", None, ["train.optimizer=sgd"])
     with pytest.raises(GPTConfigError, match="another --out"):  # a run folder keeps its optimizer
@@ -211,6 +213,7 @@ def test_cli_runs_and_bad_input_is_a_clear_error(sample_prepared, tmp_path, caps
     assert (tmp_path / "run" / "config.yaml").is_file() and list_gpt_checkpoints(tmp_path / "run")
     assert main(["--data", str(tmp_path / "missing"), "--out", str(tmp_path / "x"), "--no-progress"]) == 1
     assert "not a prepared folder" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()  # nothing written for a run that cannot start
     no_codes = tmp_path / "no_codes"
     no_codes.mkdir()
     shutil.copyfile(sample_prepared / TEXT_FILE, no_codes / TEXT_FILE)
@@ -239,3 +242,19 @@ def test_two_process_torchrun_ranks_agree(sample_prepared, tmp_path):
     assert ckpt["gsv_edu"]["world_size"] == 2 and len(ckpt["gsv_edu"]["rng"]) == 2
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2]
+
+
+def test_pretrained_s1_sets_the_initial_weights(sample_prepared, tmp_path):
+    first = run_sample(sample_prepared, tmp_path / "first", "train.max_steps=1")
+    export = torch.load(first.export_path, weights_only=True)["weight"]  # {"model." + key: fp16}
+    cfg = gpt_config("tiny", None, SMALL)
+    run = GPTTrainingRun(cfg, sample_prepared, tmp_path / "second", DistributedContext(), pretrained_s1=first.export_path,
+                         progress=False, quiet=True, tensorboard=False, num_workers=0)
+    run.setup()
+    for key, value in run.model.state_dict().items():
+        assert torch.equal(value, export["model." + key].float()), key
+    bad = GPTTrainingRun(gpt_config("tiny", None, SMALL + ["model.n_layer=2"]), sample_prepared, tmp_path / "third",
+                         DistributedContext(), pretrained_s1=first.export_path, progress=False, quiet=True,
+                         tensorboard=False, num_workers=0)
+    with pytest.raises(ValueError, match="do not fit"):  # a file of another size: a clear error
+        bad.setup()

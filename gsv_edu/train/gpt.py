@@ -14,7 +14,10 @@ out). Per batch of the prepared folder (`gsv_edu.gpt.dataset`, `gsv_edu.gpt.samp
 
 The optimizer is ScaledAdam with the official schedule (`gsv_edu.gpt.optim.official_optimizer`):
 the first step runs at lr 0.01, every later one at 0.002. `train.optimizer=adamw` trains with
-plain AdamW instead (`train.adamw_lr`, betas (0.9, 0.95), `train.weight_decay`, constant lr).
+plain AdamW instead (`train.adamw_lr`, betas (0.9, 0.95), `train.weight_decay`, constant lr), and
+`train.lr_schedule=warmup_cosine` gives ScaledAdam the warm-up/cosine curve that the official
+schedule computes and discards (from `optimizer.lr_init` to `optimizer.lr` over `warmup_steps`,
+down to `lr_end` at `decay_steps`).
 The text mask is the correct one by default; `train.pr2537_text_mask=true` reproduces the
 upstream mask (see `gsv_edu.gpt.t2s_model`).
 
@@ -60,6 +63,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from gsv_edu.atomic import atomic_save, atomic_write_text
 from gsv_edu.config import parse_value
 from gsv_edu.data.loader import EpochBatches
@@ -305,6 +309,9 @@ class GPTTrainingRun:
     def setup(self) -> None:
         cfg, ctx = self.cfg, self.ctx
         self._check_run_config()
+        # the data first: a folder that cannot be trained on is an error before anything is written
+        self.dataset = Text2SemanticDataset(self.data_dir, version=self._version(), max_sec=cfg.data.max_sec,
+                                            pad_val=cfg.data.pad_val)
         if ctx.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         barrier(ctx)
@@ -313,8 +320,6 @@ class GPTTrainingRun:
         random.seed(seed)
         np.random.seed(seed)
         torch.manual_seed(seed)
-        self.dataset = Text2SemanticDataset(self.data_dir, version=self._version(), max_sec=cfg.data.max_sec,
-                                            pad_val=cfg.data.pad_val)
         self.batch_size = official_batch_size(cfg.train.batch_size, len(self.dataset), bool(cfg.train.if_dpo))
         self.sampler = BucketBatchSampler(self.dataset.durations, self.batch_size, num_replicas=ctx.world_size,
                                           rank=ctx.rank)
@@ -323,6 +328,7 @@ class GPTTrainingRun:
             self.dataset, batch_sampler=self.batches, collate_fn=self.dataset.collate, num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0, pin_memory=ctx.device.type == "cuda",
             generator=torch.Generator().manual_seed(seed + ctx.rank))  # keeps the global RNG untouched
+        # right after the seed, as the official: the same initial weights as s1_train.py for the same seed
         self.model = Text2SemanticDecoder(cfg, top_k=TOP_K, pr2537_text_mask=self.opts.pr2537_text_mask)
         self.model.to(ctx.device)
         self.objective = _Objective(self.model, bool(cfg.train.if_dpo))
@@ -379,8 +385,11 @@ class GPTTrainingRun:
             opt = torch.optim.AdamW(self.model.parameters(), lr=opts.adamw_lr, betas=(0.9, 0.95),
                                     weight_decay=opts.weight_decay)
             return opt, None
-        lock = None if opts.lr_schedule == "warmup_cosine" else OFFICIAL_LOCKED_LR
-        return official_optimizer(self.model, self.cfg.optimizer.to_dict(), lock_lr=lock)
+        if opts.lr_schedule == "official":  # the first step at the constructor's 0.01, then 0.002
+            return official_optimizer(self.model, self.cfg.optimizer.to_dict(), lock_lr=OFFICIAL_LOCKED_LR)
+        optimizer, scheduler = official_optimizer(self.model, self.cfg.optimizer.to_dict(), lock_lr=None)
+        scheduler.step()  # as torch's schedulers do on creation: step 1 at lr(0), step k at lr(k-1), not at 0.01
+        return optimizer, scheduler
 
     def _setup_precision(self) -> None:
         """train.precision as Lightning reads it; mixed precision only on CUDA (the CPU trains in float32)."""
@@ -447,6 +456,10 @@ class GPTTrainingRun:
                 stop_reason = "already done"
                 self.log.info(f"{self.run_dir} is already at step {self.step} ≥ train.max_steps = {opts.max_steps}: "
                               f"nothing to train (raise it with --set train.max_steps=N, or use another --out)")
+            elif self.epoch >= cfg.train.epochs:
+                stop_reason = "already done"
+                self.log.info(f"{self.run_dir} has trained its {cfg.train.epochs} epochs: nothing to train (raise "
+                              f"them with --set train.epochs=N, or use another --out)")
             else:
                 stop_reason = "epochs"
                 while self.epoch < cfg.train.epochs:
