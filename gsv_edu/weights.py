@@ -5,6 +5,7 @@
 | exported weights (`SoVITS_weights*/name_e4_s8.pth`) | `process_ckpt.savee` | `weight` (fp16, no `enc_q`), `config` (a pickled `utils.HParams`), `info` "4epoch_8iteration" | `read_sovits_file` (`load_sovits` builds the model) | `save_sovits` |
 | pretrained s2G (`s2G2333k.pth`, `s2G488k.pth`) | — | `weight` (fp16, **with** `enc_q`), for v2 also `config`/`info` | `read_sovits_file` | `save_sovits(enc_q=True)` |
 | pretrained s2D (`s2D2333k.pth`) | — | `weight` (the discriminator) | `read_discriminator_file` | — |
+| speaker verification (`pretrained_eres2netv2w24s4ep4.ckpt`, v2Pro) | — | a plain ERes2NetV2 state dict | `load_sv_model` | `save_sv_model` |
 | training checkpoints (`logs_s2_v2/G_1234.pth`, `D_1234.pth`) | `utils.save_checkpoint` | `model` (fp32 state dict), `iteration` (the epoch), `optimizer`, `learning_rate` | `load_training_checkpoint` (`load_pair` for both files) | `save_training_checkpoint`, `save_pair` |
 
 A `G_*.pth` is also a generator file: `read_sovits_file` takes its `model` weights (for
@@ -77,6 +78,7 @@ from gsv_edu.config import OFFICIAL_CONFIGS, OFFICIAL_S2_JSON
 from gsv_edu.sovits.channels_last import use_channels_last_convs
 from gsv_edu.sovits.models import SynthesizerTrn
 from gsv_edu.sovits.weight_norm import fold_weight_norm, is_weight_normed
+from gsv_edu.sv.eres2net import ERes2NetV2, sv_args_from_state_dict
 from gsv_edu.text.symbols import EXPECTED_COUNTS
 
 __all__ = [
@@ -85,7 +87,7 @@ __all__ = [
     "load_training_checkpoint", "save_training_checkpoint", "OFFICIAL_HPARAMS_NAME",
     "as_hparams", "build_model", "detect_version", "StateDictDiff", "compare_state_dict", "weights_fingerprint",
     "CHECKPOINT_RE", "CheckpointPair", "checkpoint_dir", "list_checkpoints", "latest_checkpoint", "save_pair",
-    "load_pair", "prune_checkpoints",
+    "load_pair", "prune_checkpoints", "load_sv_model", "save_sv_model",
 ]
 
 OFFICIAL_HPARAMS_NAME = "utils.HParams"  # module.qualname of the official config class (GPT_SoVITS/utils.py)
@@ -593,6 +595,52 @@ def save_sovits(model, path: str | os.PathLike, hps: Any, epoch: int, step: int,
         f.write(tag + data[2:] if tag else data)  # "05"/"06" replace the zip magic "PK"
     return path
 
+
+
+# ---------------------------------------------------------------------------------------- speaker verification
+
+def load_sv_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"):
+    """The v2Pro speaker-verification network (`gsv_edu.sv.ERes2NetV2`, eval mode) from a plain
+    state-dict file such as the official `pretrained_eres2netv2w24s4ep4.ckpt`.
+
+    Mirrors `GPT_SoVITS/sv.py · SV.__init__ @48b1a01` (a bare `torch.save(state_dict)`), read with
+    `weights_only=True`. The network's arguments are read off the file's keys and shapes
+    (`sv_args_from_state_dict`), so our tiny model's files load the same way; the load is strict.
+    The model's `.loaded_from` is the path and `.sv_args` the constructor arguments.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path}: no such file (expected an ERes2NetV2 state dict such as "
+                              "pretrained_eres2netv2w24s4ep4.ckpt)")
+    weights = _safe_torch_load(path, path)
+    if not isinstance(weights, dict) or not all(torch.is_tensor(v) for v in weights.values()):
+        found = list(weights)[:5] if isinstance(weights, dict) else type(weights).__name__
+        raise CheckpointError(f"{path}: expected a plain state dict (key -> tensor) like the official "
+                              f"pretrained_eres2netv2w24s4ep4.ckpt, found {found}")
+    try:
+        args = sv_args_from_state_dict(weights)
+    except (ValueError, KeyError) as e:
+        raise CheckpointError(f"{path}: not an ERes2NetV2 state dict: {e}") from None
+    model = ERes2NetV2(**args)
+    diff = compare_state_dict(weights, model.state_dict())
+    if diff.missing or diff.unexpected or diff.mismatched:
+        problems = [f"{len(items)} {label} (e.g. {', '.join(items[:3])})"
+                    for label, items in (("missing", diff.missing), ("unexpected", diff.unexpected),
+                                         ("wrong shape", diff.mismatched)) if items]
+        arguments = ", ".join(f"{k}={v!r}" for k, v in args.items())
+        raise CheckpointError(f"{path}: does not match ERes2NetV2({arguments}): " + "; ".join(problems))
+    model.load_state_dict(weights, strict=True)
+    model.to(map_location).eval()
+    model.loaded_from = path
+    model.sv_args = args
+    return model
+
+
+def save_sv_model(model, path: str | os.PathLike) -> str:
+    """Write an ERes2NetV2 in the official format (a plain state dict), atomically; returns the path."""
+    path = os.fspath(path)
+    atomic_save({k: v.detach().cpu() for k, v in _unwrap(model).state_dict().items()}, path)
+    return path
 
 # ---------------------------------------------------------------------------------------- training checkpoints
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from conftest import assert_fixture_close
-from gsv_edu.sv import (OFFICIAL_SV_ARGS, TINY_SV_ARGS, ERes2NetV2, SpeakerVector, SVLoadError, build_preset,
-                        kaldi_fbank, load_sv_model, save_sv_model, speaker_vector, sv_args_from_state_dict,
-                        sv_vector_dim)
+from gsv_edu.sv import (OFFICIAL_SV_ARGS, TINY_SV_ARGS, ERes2NetV2, SpeakerVector, build_preset, kaldi_fbank,
+                        speaker_vector, sv_args_from_state_dict, sv_vector_dim)
+from gsv_edu.weights import CheckpointError, load_sv_model, save_sv_model
 
 V2PRO = pathlib.Path(__file__).parent / "fixtures" / "v2pro"
 sys.path.insert(0, str(V2PRO))
@@ -114,7 +114,7 @@ def test_args_of_the_official_checkpoint(official_fx):
 
 
 def test_loader_errors_name_the_file(tmp_path):
-    with pytest.raises(SVLoadError, match="no_such.ckpt: no such file"):
+    with pytest.raises(CheckpointError, match="no_such.ckpt: no such file"):
         load_sv_model(tmp_path / "no_such.ckpt")
     model = build_preset("tiny", seed=0)
     sd = model.state_dict()
@@ -123,20 +123,20 @@ def test_loader_errors_name_the_file(tmp_path):
     del broken["layer1.0.bn3.bias"]
     path = tmp_path / "broken.ckpt"
     torch.save(broken, path)
-    with pytest.raises(SVLoadError, match=r"broken.ckpt: does not match ERes2NetV2\(.*1 missing \(e.g. "
+    with pytest.raises(CheckpointError, match=r"broken.ckpt: does not match ERes2NetV2\(.*1 missing \(e.g. "
                                           r"layer1.0.bn3.bias\).*1 wrong shape"):
         load_sv_model(path)
     wrapped = tmp_path / "wrapped.ckpt"
     torch.save({"model": sd, "epoch": 3}, wrapped)
-    with pytest.raises(SVLoadError, match="wrapped.ckpt: expected a plain state dict"):
+    with pytest.raises(CheckpointError, match="wrapped.ckpt: expected a plain state dict"):
         load_sv_model(wrapped)
     other = tmp_path / "other.ckpt"
     torch.save({"enc_p.proj.weight": torch.zeros(2)}, other)
-    with pytest.raises(SVLoadError, match="other.ckpt: not an ERes2NetV2 state dict"):
+    with pytest.raises(CheckpointError, match="other.ckpt: not an ERes2NetV2 state dict"):
         load_sv_model(other)
     text = tmp_path / "text.ckpt"
     text.write_text("hello")
-    with pytest.raises(SVLoadError, match="text.ckpt: not a readable tensor file"):
+    with pytest.raises(CheckpointError, match="text.ckpt: not a readable torch checkpoint"):
         load_sv_model(text)
 
 

@@ -11,7 +11,8 @@ pretrained speaker-verification network (ERes2NetV2, 3D-Speaker) from 80-bin Kal
   presets `official` (53.5 M parameters) and `tiny`;
 - `pooling.py`: the statistics-pooling layers of the embedding path;
 - `speaker_vector.py`: `speaker_vector(model, wav16k)` and `SpeakerVector` (as `GPT_SoVITS/sv.py`);
-- `loading.py`: `load_sv_model` / `save_sv_model` for `pretrained_eres2netv2w24s4ep4.ckpt`-style files.
+- the weight files (`pretrained_eres2netv2w24s4ep4.ckpt`-style) are read and written by
+  `gsv_edu.weights.load_sv_model` / `save_sv_model`, with every other weight file.
 
 The `tiny` preset is randomly initialised and stays so: a speaker-verification model cannot be
 trained meaningfully on the five speakers of the sample corpus; it only exercises the code path.
@@ -19,13 +20,12 @@ trained meaningfully on the five speakers of the sample corpus; it only exercise
 from __future__ import annotations
 
 from .eres2net import (AFF, OFFICIAL_SV_ARGS, SV_PRESETS, TINY_SV_ARGS, BasicBlockERes2NetV2,
-                       BasicBlockERes2NetV2AFF, ERes2NetV2, build_preset, sv_vector_dim)
+                       BasicBlockERes2NetV2AFF, ERes2NetV2, build_preset, sv_args_from_state_dict, sv_vector_dim)
 from .kaldi import KaldiFbankError, kaldi_fbank, mel_banks
-from .loading import SVLoadError, load_sv_model, save_sv_model, sv_args_from_state_dict
 from .resample import Resample, ResampleError, resample
 from .speaker_vector import SpeakerVector, speaker_vector, sv_features
 
 __all__ = ["ERes2NetV2", "AFF", "BasicBlockERes2NetV2", "BasicBlockERes2NetV2AFF", "OFFICIAL_SV_ARGS",
            "TINY_SV_ARGS", "SV_PRESETS", "build_preset", "sv_vector_dim", "kaldi_fbank", "mel_banks",
            "KaldiFbankError", "Resample", "resample", "ResampleError", "SpeakerVector", "speaker_vector",
-           "sv_features", "SVLoadError", "load_sv_model", "save_sv_model", "sv_args_from_state_dict"]
+           "sv_features", "sv_args_from_state_dict"]

@@ -25,6 +25,7 @@ stem uses a plain ReLU.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Optional, Sequence
 
 import torch
@@ -34,7 +35,8 @@ from torch import nn
 from .pooling import POOLINGS
 
 __all__ = ["ERes2NetV2", "AFF", "ReLU", "BasicBlockERes2NetV2", "BasicBlockERes2NetV2AFF",
-           "OFFICIAL_SV_ARGS", "TINY_SV_ARGS", "SV_PRESETS", "sv_vector_dim"]
+           "OFFICIAL_SV_ARGS", "TINY_SV_ARGS", "SV_PRESETS", "sv_vector_dim", "build_preset",
+           "sv_args_from_state_dict"]
 
 
 class ReLU(nn.Hardtanh):
@@ -255,3 +257,53 @@ def build_preset(name: str, seed: Optional[int] = None) -> ERes2NetV2:
     else:
         model = ERes2NetV2(**SV_PRESETS[name])
     return model.eval()
+
+
+_LAYER_KEY = re.compile(r"^layer([1-4])\.(\d+)\.")
+
+
+def sv_args_from_state_dict(weights: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """ERes2NetV2 constructor arguments that give exactly these keys and shapes (ValueError if none).
+
+    Read off: m_channels (stem width), num_blocks (blocks per stage), scale (groups per block),
+    expansion (stage-1 output / m_channels), baseWidth (the smallest value whose group widths
+    floor(planes * baseWidth / 64) match every stage), embedding_size and the pooling (seg_1,
+    pool.linear*, seg_2). feat_dim is taken as 8 x the frequency bands seg_1 implies (80 for
+    GPT-SoVITS' model).
+    """
+    if "conv1.weight" not in weights or "layer1.0.conv3.weight" not in weights or "seg_1.weight" not in weights:
+        raise ValueError("it has no conv1.weight / layer1.0.conv3.weight / seg_1.weight, "
+                         "the keys of every ERes2NetV2")
+    m = int(weights["conv1.weight"].shape[0])
+    blocks = [0, 0, 0, 0]
+    for key in weights:
+        match = _LAYER_KEY.match(key)
+        if match:
+            stage, index = int(match.group(1)) - 1, int(match.group(2))
+            blocks[stage] = max(blocks[stage], index + 1)
+    if 0 in blocks:
+        raise ValueError(f"a stage has no blocks (blocks per stage found: {blocks})")
+    scale = sum(1 for key in weights if re.fullmatch(r"layer1\.0\.convs\.\d+\.weight", key))
+    expansion = int(weights["layer1.0.conv3.weight"].shape[0]) // m
+    widths = [int(weights[f"layer{s}.0.convs.0.weight"].shape[0]) for s in (1, 2, 3, 4)]
+    base_width = next((bw for bw in range(1, 4097)
+                       if all(int(m * 2**i * bw / 64.0) == w for i, w in enumerate(widths))), None)
+    if base_width is None or scale == 0 or expansion == 0:
+        raise ValueError(f"no baseWidth/scale/expansion fits the block widths {widths}")
+    per_band = m * 8 * expansion  # channels of the fused map
+    seg_in = int(weights["seg_1.weight"].shape[1])
+    # mean+std pooling of 80 bins (10 bands) and mean-only pooling of 160 bins give the same
+    # shapes: prefer the 80 bins GPT-SoVITS always uses
+    if "pool.linear1.weight" in weights:
+        pooling, n_stats = "ASTP", 2
+    elif seg_in == per_band * 10:
+        pooling, n_stats = "TAP", 1  # TSDP has the same shapes; neither is used by forward3
+    else:
+        pooling, n_stats = "TSTP", 2
+    if seg_in % (n_stats * per_band):
+        raise ValueError(f"seg_1 takes {seg_in} inputs, not a multiple of {n_stats} x {per_band}")
+    args = {"num_blocks": tuple(blocks), "m_channels": m, "feat_dim": 8 * (seg_in // (n_stats * per_band)),
+            "embedding_size": int(weights["seg_1.weight"].shape[0]), "baseWidth": base_width,
+            "scale": scale, "expansion": expansion, "pooling_func": pooling,
+            "two_emb_layer": "seg_2.weight" in weights}
+    return args
