@@ -248,8 +248,8 @@ def test_pretrained_s1_sets_the_initial_weights(sample_prepared, tmp_path):
     first = run_sample(sample_prepared, tmp_path / "first", "train.max_steps=1")
     export = torch.load(first.export_path, weights_only=True)["weight"]  # {"model." + key: fp16}
     cfg = gpt_config("tiny", None, SMALL)
-    run = GPTTrainingRun(cfg, sample_prepared, tmp_path / "second", DistributedContext(), pretrained_s1=first.export_path,
-                         progress=False, quiet=True, tensorboard=False, num_workers=0)
+    run = GPTTrainingRun(cfg, sample_prepared, tmp_path / "second", DistributedContext(),
+                         pretrained_s1=first.export_path, progress=False, quiet=True, tensorboard=False, num_workers=0)
     run.setup()
     for key, value in run.model.state_dict().items():
         assert torch.equal(value, export["model." + key].float()), key
