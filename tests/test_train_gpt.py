@@ -25,7 +25,6 @@ import torch
 from gsv_edu.data.layout import BERT_DIR, SEMANTIC_FILE, TEXT_FILE
 from gsv_edu.data.prepare import prepare
 from gsv_edu.gpt.config import GPTConfig, GPTConfigError
-from gsv_edu.gpt.optim import ScaledAdam
 from gsv_edu.pretrained import TINY_SOVITS_PATH
 from gsv_edu.train.distributed import DistributedContext
 from gsv_edu.train.gpt import (CKPT_DIR, WEIGHTS_DIR, GPTTrainingRun, gpt_config, list_gpt_checkpoints,
