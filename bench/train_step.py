@@ -3,9 +3,9 @@ implementation of the same models.
 
     .venv/bin/python bench/train_step.py [--batch 2] [--seconds 4] [--repeats 3] [--threads N]
 
-One step as in the official s2_train.py (reference §8): generator forward; discriminator step
-(LSGAN loss, backward, AdamW); generator step (mel L1 ×45, KL, feature matching, LSGAN
-generator loss; backward, AdamW). Official v2 sizes (configs/s2.json): SynthesizerTrn
+One step as in `GPT_SoVITS/s2_train.py · train_and_evaluate @48b1a01`: generator forward;
+discriminator step (LSGAN loss, backward, AdamW); generator step (mel L1 ×45, KL, feature
+matching, LSGAN generator loss; backward, AdamW). Official v2 sizes (configs/s2.json): SynthesizerTrn
 51 M parameters, MultiPeriodDiscriminator 46.7 M; batch of `--batch` items of `--seconds` s
 (random content features, spectrograms of random waveforms, 50 phonemes); 32-frame decoder
 window (20480 samples). Rule weights (tests/fixtures/sovits_v2/weight_rule.py).

@@ -1,9 +1,10 @@
 """Audio in and out: loading, resampling, the official loudness mix, and the two spectrograms
 SoVITS uses.
 
-Mirrors `GPT_SoVITS/module/mel_processing.py` (`spectrogram_torch`, `spec_to_mel_torch`,
-`mel_spectrogram_torch`; reference §7), `tools/my_utils.load_audio` and the loudness mix of
-`prepare_datasets/2-get-hubert-wav32k.py` (reference §9.2).
+Mirrors `GPT_SoVITS/module/mel_processing.py · spectrogram_torch, spec_to_mel_torch,
+mel_spectrogram_torch @48b1a01`, `tools/my_utils.py · load_audio @48b1a01` (at the root of the
+official repository, not under GPT_SoVITS/) and the loudness mix of
+`GPT_SoVITS/prepare_datasets/2-get-hubert-wav32k.py · name2go @48b1a01`.
 
 - The *linear* magnitude spectrogram [B, 1025, T] (n_fft 2048, hop 640 = 20 ms at 32 kHz) is what
   the posterior encoder and the style encoder read.
@@ -95,8 +96,9 @@ def loudness_normalize(y: np.ndarray, peak_target: float = 0.95, alpha: float = 
 
         y_mix = peak_target · alpha · y / max|y| + (1 − alpha) · y
 
-    The official preparation writes y_mix × 32768 as the 32 kHz training audio and feeds
-    y_mix × 1145.14 (resampled to 16 kHz) to HuBERT (reference §9.2).
+    The official preparation (`GPT_SoVITS/prepare_datasets/2-get-hubert-wav32k.py · name2go
+    @48b1a01`) writes y_mix × 32768 as the 32 kHz training audio and feeds y_mix × 1145.14
+    (resampled to 16 kHz) to HuBERT.
     """
     peak = float(np.abs(y).max())
     if peak == 0.0:
@@ -128,8 +130,9 @@ def spectrogram(y: torch.Tensor, n_fft: int = 2048, hop_length: int = 640, win_l
 
     Same numbers as the official `spectrogram_torch(y, n_fft, sr, hop, win, center=False)`:
     reflect-pad (n_fft − hop)/2 samples on each side, STFT with a periodic Hann window,
-    magnitude sqrt(re² + im² + 1e-8). Uses the complex STFT output (the official real-view
-    output is deprecated, reference §13.18). Accepts [B, N] or [N].
+    magnitude sqrt(re² + im² + 1e-8). Uses the complex STFT output: the real-view output that
+    `GPT_SoVITS/module/mel_processing.py · spectrogram_torch @48b1a01` asks for
+    (`return_complex=False`) is deprecated by PyTorch. Accepts [B, N] or [N].
     """
     if y.dim() == 1:
         y = y.unsqueeze(0)  # [1, N]

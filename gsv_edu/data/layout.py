@@ -2,7 +2,8 @@
 
 The one owner of the layout that `gsv_edu.data.prepare` writes (and the official scripts
 `GPT_SoVITS/prepare_datasets/1-get-text.py`, `2-get-hubert-wav32k.py`, `3-get-semantic.py`
-write; reference §9.1-9.4) and that `gsv_edu.data.dataset` and the trainer read:
+write at 48b1a01) and that `gsv_edu.data.dataset` and the trainer read (as
+`GPT_SoVITS/module/data_utils.py · TextAudioSpeakerLoader.__init__ @48b1a01` does):
 
     2-name2text.txt        name \\t phones joined by spaces \\t word2ph (or None) \\t normalised text
     3-bert/{name}.pt       BERT features of the Chinese text (the GPT stage s1 only; not made by
@@ -24,9 +25,9 @@ Frame alignment. HuBERT gives floor((N₁₆ − 400)/320) + 1 frames (`gsv_edu.
 hubert_frames`), the 32 kHz spectrogram (hop 640) gives floor(N₃₂/640) (`spec_frames`). With
 N₃₂ = 640·k + r and N₁₆ = N₃₂/2, HuBERT has k − 1 frames when r < 160 (one fewer than the
 spectrogram: about one length in four; 57 of the 150 sample files) and k otherwise (equal).
-The reference's "usually one more" overstates it. Any other difference means the features do
-not belong to the audio (`content_frames_fit`); a one-frame gap is closed by repeating the last
-HuBERT frame (`align_to_spec`), as the official loader does.
+Any other difference means the features do not belong to the audio (`content_frames_fit`); a
+one-frame gap is closed by repeating the last HuBERT frame (`align_to_spec`), as the official
+loader does.
 """
 from __future__ import annotations
 
@@ -133,9 +134,10 @@ def content_frames_fit(content_frames: int, num_spec_frames: int) -> bool:
 def align_to_spec(ssl: torch.Tensor, num_spec_frames: int) -> torch.Tensor:
     """What the official `TextAudioSpeakerLoader` does with a HuBERT/spectrogram length mismatch.
 
-    official quirk (reference §9.4, §13.12): if the frame counts differ, the features [.., D, T']
-    are padded by **one** frame (repeating the last) on the right, whatever the difference; the
-    collate later crops/pads to the spectrogram length.
+    Official quirk (`GPT_SoVITS/module/data_utils.py ·
+    TextAudioSpeakerLoader.get_audio_text_speaker_pair @48b1a01`): if the frame counts differ,
+    the features [.., D, T'] are padded by **one** frame (repeating the last) on the right,
+    whatever the difference; the collate later crops/pads to the spectrogram length.
     """
     if ssl.shape[-1] == num_spec_frames:
         return ssl

@@ -1,7 +1,8 @@
 """GPT-SoVITS list files: one utterance per line, `wav_path|speaker|language|text`.
 
 Mirrors how `GPT_SoVITS/prepare_datasets/1-get-text.py` and `2-get-hubert-wav32k.py` read the
-list (reference §9.1):
+list at 48b1a01 (their module-level loops over `line.split("|")`; the language table
+`language_v1_to_language_v2` of 1-get-text.py):
 
 - the file is UTF-8 text, one utterance per line, four fields separated by `|`;
 - the utterance **name** is the basename of `wav_path`; every prepared file is keyed by it

@@ -1,10 +1,10 @@
 """The DataLoader of training: the items of a prepared folder in length-bucketed batches, this process's share.
 
-Mirrors the data part of `run()` in `GPT_SoVITS/s2_train.py` (reference §8, §9.4):
-`TextAudioSpeakerLoader` + `DistributedBucketSampler` (length buckets, this process's share) +
-`TextAudioSpeakerCollate`. The bucket sampler's lowest edge is the decoder window in frames
-(32 officially, 8 for the tiny preset): shorter items are dropped, since a training window
-must fit inside every item.
+Mirrors the data part of `GPT_SoVITS/s2_train.py · run @48b1a01`: `TextAudioSpeakerLoader` +
+`DistributedBucketSampler` (length buckets, this process's share) + `TextAudioSpeakerCollate`
+(all three in `GPT_SoVITS/module/data_utils.py`). The bucket sampler's lowest edge is the
+decoder window in frames (32 officially, 8 for the tiny preset): shorter items are dropped,
+since a training window must fit inside every item.
 
 gsv_edu additions: `EpochBatches` lets a resumed run skip the batches of the current epoch it
 already trained on without loading their audio; the DataLoader gets its own random generator

@@ -2,7 +2,9 @@
 
     python -m gsv_edu.prepare --list data/sample/sample.list --out runs/sample/data
 
-Mirrors the three official scripts (reference §9.1-9.3), in their layout and file formats:
+Mirrors the three official scripts (`GPT_SoVITS/prepare_datasets/1-get-text.py · process`,
+`2-get-hubert-wav32k.py · name2go`, `3-get-semantic.py · name2go` @48b1a01), in their layout and
+file formats:
 
 1. text (`prepare_datasets/1-get-text.py`): `clean_text(text, language, version)` with the
    official replacements "%" → "-" and "￥" → "," → `2-name2text.txt`, one line per utterance:
@@ -34,7 +36,8 @@ What gsv_edu adds (the official scripts have none of it):
   speak (only punctuation/pauses, e.g. an emoji; the official keeps those), ... are listed with their
   reason in `prepare_report.tsv` and in the summary; the run fails only when nothing usable is
   left. Duration limit: 0.6 s < (44 + 2·N) / 64000 < 54 s, exactly the filter the official
-  training loader applies to the written file (`TextAudioSpeakerLoader`, reference §9.4), so
+  training loader applies to the written file
+  (`GPT_SoVITS/module/data_utils.py · TextAudioSpeakerLoader.__init__ @48b1a01`), so
   nothing prepared is silently dropped later. (The bucket sampler then also drops items of at
   most `segment_frames` frames: 32 = 0.64 s officially, 8 for the tiny preset; 0.6-0.64 s items
   are kept here because that limit depends on the training config.)

@@ -1,7 +1,7 @@
 """Length-bucketed batches, split across processes: `DistributedBucketSampler`.
 
-Mirrors `DistributedBucketSampler` of `GPT_SoVITS/module/data_utils.py` (from VITS; reference
-§9.4). Utterances of similar length go into the same batch, so little padding is wasted:
+Mirrors `GPT_SoVITS/module/data_utils.py · DistributedBucketSampler @48b1a01` (from VITS).
+Utterances of similar length go into the same batch, so little padding is wasted:
 
 1. every item's length (in frames; `dataset.lengths`) picks a bucket (b_i, b_{i+1}] among the
    `boundaries`; items ≤ boundaries[0] or > boundaries[-1] are **dropped**; empty buckets are
@@ -19,12 +19,14 @@ are exactly the official ones (same random calls in the same order).
 
 The lowest boundary: the official 32 frames = segment_size / hop = 20480 / 640, the decoder's
 training window. `rand_slice_segments` needs every item to have at least that many frames
-(reference §13.12); lengths are file size // 1280, which can exceed the real frame count by one
+(`GPT_SoVITS/module/commons.py · rand_slice_segments @48b1a01` would draw a negative start
+otherwise); lengths are file size // 1280, which can exceed the real frame count by one
 (the 44-byte WAV header), hence the strict "> boundaries[0]". For another window (the tiny
 preset trains on 8 frames) use `bucket_boundaries(config.segment_frames)`.
 
 Differences from the official class (no effect on the batches):
-- the caller's `boundaries` list is copied, not mutated (official bug, reference §13.13: it
+- the caller's `boundaries` list is copied, not mutated (official bug in
+  `GPT_SoVITS/module/data_utils.py · DistributedBucketSampler._create_buckets @48b1a01`: it
   pops the upper boundary of every empty bucket from the caller's list);
 - `seed` is added to the epoch for the generator seed (official: the epoch alone, i.e. seed=0);
 - not a subclass of `torch.utils.data.DistributedSampler` (which needs an initialised process
