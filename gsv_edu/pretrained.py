@@ -8,11 +8,16 @@ Why a module of its own and not part of `gsv_edu.weights`: it reads no file form
 (it is `load_sovits` on a file that ships with the package, as `gsv_edu.hubert.load_default`
 is `from_pretrained` on the shipped HuBERT); it names a shipped asset and its training log.
 
-The weight file is in the format of an official *pretrained* s2G (`s2G2333k.pth`, reference §6.3):
-an OrderedDict with `weight` (every generator tensor in fp16, **including** the posterior encoder
-`enc_q`), `config` (the training config as a `utils.HParams`) and `info`. An official *export*
-(`process_ckpt.savee`, what the trainer writes into RUN/weights/) is the same minus `enc_q`; we
-keep `enc_q` so that the book can resynthesise real audio through the posterior. Both are written
+The weight file is in the format of an official *pretrained* s2G (`s2G2333k.pth`, named in
+`config.py · pretrained_sovits_name @48b1a01`): an OrderedDict with `weight` (every generator
+tensor in fp16, **including** the posterior encoder `enc_q`), `config` (the training config as a
+`utils.HParams`) and `info`. No official code states that the pretrained file holds `enc_q`:
+`GPT_SoVITS/s2_train.py · run` loads its `weight` with strict=False and
+`GPT_SoVITS/inference_webui.py · change_sovits_weights` keeps `enc_q` only for paths containing
+"pretrained"; that `enc_q` is in the file we infer from the published file's size. An official
+*export* (`GPT_SoVITS/process_ckpt.py · savee @48b1a01`, what the trainer writes into
+RUN/weights/) is the same minus `enc_q`; we keep `enc_q` so that the book can resynthesise real
+audio through the posterior. Both are written
 by `gsv_edu.save_sovits` (`enc_q=True` for this one) and read by `load_sovits`.
 
     from gsv_edu.pretrained import load_tiny_sovits

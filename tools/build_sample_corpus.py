@@ -14,7 +14,8 @@ The texts live in tools/sample_prompts.py. Outputs (all written by this script):
   data/sample/wavs/<speaker>/<speaker>_<nnn>.flac  the audio (unique basenames corpus-wide)
   data/sample/sample.list        GPT-SoVITS list file: wav_path|speaker|language|text
                                  (wav_path relative to data/sample/), as read by the official
-                                 prepare_datasets/1-get-text.py (reference §9.1)
+                                 GPT_SoVITS/prepare_datasets/1-get-text.py @48b1a01
+                                 (its module-level `line.split("|")`)
   data/sample/prompts.tsv        prompt_id, language, split (train|heldout), text
   data/sample/zh_pinyin.tsv      prompt_id, Hanzi, the pinyin actually fed to espeak-ng
   data/sample/asterisk_sources.tsv  prompt_id, source file, raw transcript, normalised text

@@ -1,7 +1,7 @@
 """Training items from a prepared folder: `TextAudioSpeakerDataset` and `TextAudioSpeakerCollate`.
 
-Mirrors `TextAudioSpeakerLoader` and `TextAudioSpeakerCollate` of
-`GPT_SoVITS/module/data_utils.py` (reference §9.4). The prepared folder is the official layout
+Mirrors `GPT_SoVITS/module/data_utils.py · TextAudioSpeakerLoader, TextAudioSpeakerCollate
+@48b1a01`. The prepared folder is the official layout
 (`gsv_edu.data.layout`) written by `gsv_edu.data.prepare` (or by the official scripts):
 
     2-name2text.txt      name \\t phones \\t word2ph \\t text      (one line per utterance)

@@ -1,7 +1,8 @@
 """The HuBERT hyper-parameters that shape the network, read from a Hugging Face `config.json`.
 
 Mirrors the fields of `transformers.HubertConfig` that matter for `HubertModel` (the class
-GPT-SoVITS loads chinese-hubert-base with, reference §9.2). Defaults are HuBERT-base, which is
+`GPT_SoVITS/feature_extractor/cnhubert.py · CNHubert.__init__ @48b1a01` loads
+chinese-hubert-base with). Defaults are HuBERT-base, which is
 also what TencentGameMate/chinese-hubert-base publishes. Fields of the published config that do
 not change the network (vocab_size, ctc_*, architectures, ...) are ignored when reading and
 written back with harmless values, so that our own checkpoints load in `transformers` too.

@@ -1,7 +1,8 @@
 """Content features for SoVITS: HuBERT's last hidden state, [B, D, T] at 50 Hz, the official way.
 
-Mirrors the HuBERT part of `GPT_SoVITS/prepare_datasets/2-get-hubert-wav32k.py` (training data,
-reference §9.2) and the reference-audio path of the official inference (reference §13.11):
+Mirrors the HuBERT part of `GPT_SoVITS/prepare_datasets/2-get-hubert-wav32k.py · name2go
+@48b1a01` (training data) and the reference-audio path of the official inference
+(`GPT_SoVITS/inference_webui.py · get_tts_wav @48b1a01`):
 
 training data (`training_features`)
     32 kHz float audio in [-1, 1] (as `gsv_edu.audio.load_audio` returns it)
@@ -9,13 +10,14 @@ training data (`training_features`)
     → loudness mix y_mix = 0.95·0.5·y/peak + 0.5·y             (`audio.loudness_normalize`)
     → × 1145.14 (the official gain; the 32 kHz training wav gets × 32768 instead)
     → resampled 32 k → 16 k with librosa (soxr_hq)              (`audio.resample`)
-    → HuBERT, **without** the Wav2Vec2FeatureExtractor normalisation (official quirk, §13.10)
+    → HuBERT, **without** the Wav2Vec2FeatureExtractor normalisation (official quirk: name2go
+      calls `model.model`, the bare HubertModel, not `CNHubert.forward`)
     → last_hidden_state [1, T, D] transposed to [1, D, T]
 
 reference audio at inference (`reference_features`)
     16 kHz audio in [-1, 1], × 1 (no mix, no gain), with int(32000·0.3) = 9600 zeros appended at
-    16 kHz (official quirk §13.11: the 0.3 s pause length is computed at the 32 kHz rate, so it
-    lasts 0.6 s) → HuBERT → [1, D, T].
+    16 kHz (official quirk of `get_tts_wav`: the 0.3 s pause length is computed at the 32 kHz
+    rate, so it lasts 0.6 s) → HuBERT → [1, D, T].
 
 Frame counts: `hubert_frames` below; how they line up with the 32 kHz spectrogram (one frame
 fewer about one time in four, closed by repeating the last frame) is part of the prepared
@@ -30,9 +32,9 @@ import torch.nn.functional as F
 from gsv_edu import audio
 from gsv_edu.hubert.model import HuBERT
 
-HUBERT_GAIN = 1145.14  # official gain of the HuBERT input in data preparation (reference §9.2)
+HUBERT_GAIN = 1145.14  # gain of the HuBERT input in data preparation (official name2go)
 MAX_PEAK = 2.2  # the official preparation skips files louder than this
-INFERENCE_PAD_16K = int(32000 * 0.3)  # 9600 zeros appended to the 16 kHz reference (quirk §13.11)
+INFERENCE_PAD_16K = int(32000 * 0.3)  # 9600 zeros appended to the 16 kHz reference (get_tts_wav)
 
 
 @torch.no_grad()
@@ -51,8 +53,10 @@ def wav2vec2_normalize(wav: torch.Tensor) -> torch.Tensor:
 
     What transformers' `Wav2Vec2FeatureExtractor(do_normalize=True)` does and what
     `feature_extractor/cnhubert.py` CNHubert.forward would apply — but GPT-SoVITS never calls
-    that forward (it calls `.model` directly), so the official features are *not* normalised
-    (reference §9.2, §13.10). Kept for comparison (tests/fixtures: the "normalized" path).
+    that forward (`GPT_SoVITS/prepare_datasets/2-get-hubert-wav32k.py · name2go` and
+    `GPT_SoVITS/inference_webui.py · get_tts_wav` @48b1a01 call `.model` directly), so the
+    official features are *not* normalised. Kept for comparison (tests/fixtures: the "normalized"
+    path).
     """
     mean = wav.mean(dim=-1, keepdim=True)  # [B, 1]
     var = wav.var(dim=-1, keepdim=True, unbiased=False)  # [B, 1]

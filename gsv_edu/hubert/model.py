@@ -1,7 +1,8 @@
 """HuBERT-base, written out: the network GPT-SoVITS hears speech through.
 
-Mirrors `transformers.models.hubert.modeling_hubert.HubertModel` (the class GPT-SoVITS's
-`feature_extractor/cnhubert.py` wraps for TencentGameMate/chinese-hubert-base, reference §9.2),
+Mirrors `transformers.models.hubert.modeling_hubert.HubertModel` (the class that
+`GPT_SoVITS/feature_extractor/cnhubert.py · CNHubert @48b1a01` wraps for
+TencentGameMate/chinese-hubert-base),
 which itself re-implements fairseq's HuBERT (Hsu et al. 2021, arXiv:2106.07447) on top of
 wav2vec 2.0's encoder (Baevski et al. 2020, arXiv:2006.11477). Module and parameter names follow
 the Hugging Face ones, so a published `model.safetensors` / `pytorch_model.bin` loads key for key
@@ -56,9 +57,10 @@ class FeatureEncoder(nn.Module):
 
     Mirrors HF `HubertFeatureEncoder` (feat_extract_norm "group"). Conv 0 is followed by a
     per-channel GroupNorm over time, which removes any per-channel scale and offset, so scaling
-    the input waveform changes almost nothing (reference §13.10: GPT-SoVITS feeds audio ×1145.14
-    in training and ×1 at inference); the invariance only breaks for very quiet input, when the
-    conv-0 variance approaches GroupNorm's ε (book chapter 02, solutions).
+    the input waveform changes almost nothing (GPT-SoVITS feeds audio ×1145.14 in training,
+    `GPT_SoVITS/prepare_datasets/2-get-hubert-wav32k.py · name2go @48b1a01`, and ×1 at inference,
+    `GPT_SoVITS/inference_webui.py · get_tts_wav @48b1a01`); the invariance only breaks for very
+    quiet input, when the conv-0 variance approaches GroupNorm's ε (book chapter 02, solutions).
     """
 
     def __init__(self, cfg: HuBERTConfig):
@@ -270,8 +272,9 @@ class HuBERT(nn.Module):
     `gsv_edu.hubert.features`.
 
     The waveform is used as given: GPT-SoVITS does **not** apply the Wav2Vec2FeatureExtractor
-    normalisation (reference §9.2, §13.10). Batched inputs must have equal lengths (there is no
-    padding mask; GPT-SoVITS extracts one utterance at a time).
+    normalisation (`GPT_SoVITS/prepare_datasets/2-get-hubert-wav32k.py · name2go @48b1a01` calls
+    `model.model` directly, not `CNHubert.forward`). Batched inputs must have equal lengths
+    (there is no padding mask; GPT-SoVITS extracts one utterance at a time).
     """
 
     def __init__(self, cfg: HuBERTConfig | None = None):

@@ -1,8 +1,8 @@
 """The attention encoder of the SoVITS prior: multi-head attention with windowed relative
 positions, the convolutional feed-forward block, and the post-norm Transformer `Encoder`.
 
-Mirrors `GPT_SoVITS/module/attentions.py` (`MultiHeadAttention`, `FFN`, `Encoder`; reference
-§2.2), which itself comes from VITS (Kim et al. 2021, "Conditional Variational Autoencoder with
+Mirrors `GPT_SoVITS/module/attentions.py · MultiHeadAttention, FFN, Encoder @48b1a01`, which
+itself comes from VITS (Kim et al. 2021, "Conditional Variational Autoencoder with
 Adversarial Learning for End-to-End Text-to-Speech"). The relative-position scheme is the one of
 Shaw et al. 2018 ("Self-Attention with Relative Position Representations"): a query at time i
 and a key at time j with |j − i| ≤ w get an extra logit q_i·E_k[j − i + w] and an extra value
@@ -56,8 +56,8 @@ def absolute_to_relative(absolute: torch.Tensor, window_size: int) -> torch.Tens
 class MultiHeadAttention(nn.Module):
     """Multi-head attention on [B, C, T] tensors with 1×1 convolutions as projections.
 
-    Mirrors `attentions.MultiHeadAttention` (reference §2.2): `conv_q`, `conv_k`, `conv_v`
-    (C → C), `conv_o` (C → out_channels); per-head width d = C / n_heads; scores
+    Mirrors `GPT_SoVITS/module/attentions.py · MultiHeadAttention @48b1a01`: `conv_q`, `conv_k`,
+    `conv_v` (C → C), `conv_o` (C → out_channels); per-head width d = C / n_heads; scores
     (q/√d)·kᵀ; masked pairs (mask == 0) get −1e4 before the softmax; dropout on the
     probabilities. With `window_size` w the learnable `emb_rel_k`, `emb_rel_v`
     [1 (shared by the heads) or n_heads, 2w+1, d] add the relative-position terms.
@@ -131,9 +131,9 @@ class MultiHeadAttention(nn.Module):
 class FFN(nn.Module):
     """Position-wise feed-forward block made of two convolutions ("same" padding, ReLU).
 
-    Mirrors `attentions.FFN` (reference §2.2): conv_1 (in → filter, k) → ReLU → dropout →
-    conv_2 (filter → out, k); each convolution sees its input multiplied by the mask and padded
-    with ((k − 1)//2, k//2) zeros; the output is masked.
+    Mirrors `GPT_SoVITS/module/attentions.py · FFN @48b1a01`: conv_1 (in → filter, k) → ReLU
+    → dropout → conv_2 (filter → out, k); each convolution sees its input multiplied by the
+    mask and padded with ((k − 1)//2, k//2) zeros; the output is masked.
     """
 
     def __init__(self, in_channels: int, out_channels: int, filter_channels: int, kernel_size: int,
@@ -155,7 +155,7 @@ class FFN(nn.Module):
 class Encoder(nn.Module):
     """Post-norm Transformer encoder with relative positions (window 4).
 
-    Mirrors `attentions.Encoder` (reference §2.2). Per layer i: `attn_layers.i`,
+    Mirrors `GPT_SoVITS/module/attentions.py · Encoder @48b1a01`. Per layer i: `attn_layers.i`,
     `norm_layers_1.i`, `ffn_layers.i`, `norm_layers_2.i`;
     x ← LN1(x + dropout(attn(x, x))); x ← LN2(x + dropout(FFN(x))). The input and the output
     are multiplied by the mask.

@@ -1,8 +1,8 @@
 """Small helpers shared by every SoVITS module: masks, segment slicing, the gated activation,
 and the channel-wise LayerNorm.
 
-Mirrors `GPT_SoVITS/module/commons.py` (masks, slicing, `fused_add_tanh_sigmoid_multiply`) and
-the `LayerNorm` of `GPT_SoVITS/module/modules.py` (reference §2.1, §3.1 step 7).
+Mirrors `GPT_SoVITS/module/commons.py · sequence_mask, slice_segments, rand_slice_segments,
+fused_add_tanh_sigmoid_multiply @48b1a01` and `GPT_SoVITS/module/modules.py · LayerNorm @48b1a01`.
 """
 from __future__ import annotations
 
@@ -52,9 +52,10 @@ def rand_slice_segments(x: torch.Tensor, x_lengths: torch.Tensor | None = None, 
     Draws exactly one `torch.rand([B])` (the official RNG call, so a fixed seed gives the official
     slices); pass `uniform` [B] to inject those numbers instead. Returns (slices, starts).
 
-    The official code relies on the bucket sampler to drop items of at most 32 frames and would
-    produce negative starts for shorter ones (reference §13.12); here an item shorter than the
-    segment is a clear error instead.
+    The official `GPT_SoVITS/module/commons.py · rand_slice_segments @48b1a01` relies on the
+    bucket sampler (`GPT_SoVITS/module/data_utils.py · DistributedBucketSampler`) to drop items
+    of at most 32 frames and would produce negative starts for shorter ones; here an item
+    shorter than the segment is a clear error instead.
     """
     b, _, t = x.size()
     if x_lengths is None:

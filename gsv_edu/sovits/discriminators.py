@@ -1,10 +1,10 @@
 """The GAN discriminators of SoVITS training: one scale discriminator and five period discriminators.
 
-Mirrors `GPT_SoVITS/module/models.py` `DiscriminatorS`, `DiscriminatorP` and
-`MultiPeriodDiscriminator` (reference §2.8). They come from HiFi-GAN (Kong et al. 2020): the
-multi-period discriminator looks at the waveform folded into a 2-D [T/p, p] grid for periods p
-= 2, 3, 5, 7, 11 (each sees every p-th sample, i.e. periodic structure); as in VITS, the set is
-completed by a single MelGAN-style scale discriminator (Kumar et al. 2019) on the raw waveform.
+Mirrors `GPT_SoVITS/module/models.py · DiscriminatorS, DiscriminatorP, MultiPeriodDiscriminator
+@48b1a01`. They come from HiFi-GAN (Kong et al. 2020): the multi-period discriminator looks at
+the waveform folded into a 2-D [T/p, p] grid for periods p = 2, 3, 5, 7, 11 (each sees every
+p-th sample, i.e. periodic structure); as in VITS, the set is completed by a single
+MelGAN-style scale discriminator (Kumar et al. 2019) on the raw waveform.
 
 Every conv is weight-normed (keys `weight_g`/`weight_v`), or spectrally normed when
 `use_spectral_norm` (torch's `spectral_norm`, as the official code). Each discriminator returns
@@ -109,7 +109,8 @@ def discriminator_periods(version: str | None) -> list[int]:
 
 
 class MultiPeriodDiscriminator(nn.Module):
-    """`discriminators.0` = DiscriminatorS, then one DiscriminatorP per period (reference §2.8).
+    """`discriminators.0` = DiscriminatorS, then one DiscriminatorP per period
+    (`GPT_SoVITS/module/models.py · MultiPeriodDiscriminator.__init__ @48b1a01`).
 
     `channel_divisor` (gsv_edu addition, default 1 = the official widths and state dict): divides
     every hidden width (groups keep 4 input channels each, at least one group). The official

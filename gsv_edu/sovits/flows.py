@@ -1,9 +1,9 @@
 """The normalising flow between the posterior latent z and the prior space z_p.
 
-Mirrors `GPT_SoVITS/module/models.py` `ResidualCouplingBlock` and `modules.py`
-`ResidualCouplingLayer` / `Flip` (reference §2.6), as in VITS (Kim et al. 2021), built from
-the affine coupling layers of RealNVP (Dinh et al. 2017, "Density estimation using Real NVP")
-in their mean-only (volume-preserving) form.
+Mirrors `GPT_SoVITS/module/models.py · ResidualCouplingBlock @48b1a01` and
+`GPT_SoVITS/module/modules.py · ResidualCouplingLayer, Flip @48b1a01`, as in VITS (Kim et al.
+2021), built from the affine coupling layers of RealNVP (Dinh et al. 2017, "Density estimation
+using Real NVP") in their mean-only (volume-preserving) form.
 
 Training maps z → z_p = flow(z) and compares z_p with the prior N(m_p, exp(logs_p)) (the KL
 term); inference samples z_p from the prior and runs the flow backwards to get z.

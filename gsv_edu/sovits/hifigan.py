@@ -1,9 +1,9 @@
 """The HiFi-GAN generator that turns the latent z [B, I, T] into the 32 kHz waveform [B, 1, 640·T].
 
-Mirrors `GPT_SoVITS/module/models.py` `Generator` and `modules.py` `ResBlock1` / `ResBlock2`
-(reference §2.7), i.e. the V1 generator of HiFi-GAN (Kong et al. 2020, "HiFi-GAN: Generative
-Adversarial Networks for Efficient and High Fidelity Speech Synthesis") with a global
-conditioning input as in VITS.
+Mirrors `GPT_SoVITS/module/models.py · Generator @48b1a01` and
+`GPT_SoVITS/module/modules.py · ResBlock1, ResBlock2 @48b1a01`, i.e. the V1 generator of
+HiFi-GAN (Kong et al. 2020, "HiFi-GAN: Generative Adversarial Networks for Efficient and High
+Fidelity Speech Synthesis") with a global conditioning input as in VITS.
 
 Structure: conv_pre (+ cond(g)) → per upsampling stage: leaky ReLU → transposed conv (×u_i in
 time, half the channels) → average of `len(resblock_kernel_sizes)` multi-receptive-field
@@ -26,7 +26,9 @@ LRELU_SLOPE = 0.1  # slope of every leaky ReLU in the generator and discriminato
 def init_weights(module: nn.Module, mean: float = 0.0, std: float = 0.01) -> None:
     """The official `commons.init_weights`: N(mean, std) into the `.weight` of every conv.
 
-    Official quirk (reference §13.4): it is applied only to weight-normed convs, where it
+    Official quirk (`GPT_SoVITS/module/commons.py · init_weights @48b1a01`, applied by
+    `GPT_SoVITS/module/models.py · Generator.__init__` and `GPT_SoVITS/module/modules.py ·
+    ResBlock1.__init__`): it is applied only to weight-normed convs, where it
     writes into the derived `weight` that weight norm recomputes from g and v before the next
     forward — so it changes no value. We keep the call because it draws random numbers: with
     a fixed seed, the following modules then get the same initial weights as in the official
@@ -147,7 +149,8 @@ class Generator(nn.Module):
             for k, d in zip(resblock_kernel_sizes, resblock_dilation_sizes):
                 self.resblocks.append(block(ch, k, tuple(d)))
 
-        # Official quirk (reference §13.5): the output conv has no bias.
+        # Official quirk (GPT_SoVITS/module/models.py · Generator.__init__ @48b1a01, bias=is_bias,
+        # default False): the output conv has no bias.
         self.conv_post = nn.Conv1d(ch, 1, 7, 1, padding=3, bias=False)
         self.ups.apply(init_weights)  # no effect on values, see init_weights
 
@@ -169,8 +172,8 @@ class Generator(nn.Module):
                 xs = xs.add_(self.resblocks[i * self.num_kernels + j](x))
             x = xs.div_(self.num_kernels)  # mean of the multi-receptive-field blocks
 
-        # Official quirk (reference §13.5): the last leaky ReLU uses torch's default slope 0.01,
-        # not LRELU_SLOPE.
+        # Official quirk (GPT_SoVITS/module/models.py · Generator.forward @48b1a01): the last
+        # leaky ReLU uses torch's default slope 0.01, not LRELU_SLOPE.
         x = F.leaky_relu_(x)
         x = self.conv_post(x)  # [B, 1, T·upsample_factor]
         return torch.tanh(x)

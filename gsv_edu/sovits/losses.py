@@ -1,9 +1,10 @@
 """The four loss terms of SoVITS training besides the mel L1: GAN, feature matching and KL.
 
-Mirrors `GPT_SoVITS/module/losses.py` (reference §8 step 3–4). The GAN losses are the least
-squares GAN of Mao et al. 2017 (as in HiFi-GAN), the feature-matching loss is from Larsen et
-al. 2016 / MelGAN, and the KL term is the VITS one between the flowed posterior sample and the
-prior. Every input is cast to float32 first, so the losses stay in fp32 under mixed precision.
+Mirrors `GPT_SoVITS/module/losses.py · discriminator_loss, generator_loss, feature_loss, kl_loss
+@48b1a01`. The GAN losses are the least squares GAN of Mao et al. 2017 (as in HiFi-GAN), the
+feature-matching loss is from Larsen et al. 2016 / MelGAN, and the KL term is the VITS one
+between the flowed posterior sample and the prior. Every input is cast to float32 first, so
+the losses stay in fp32 under mixed precision.
 """
 from __future__ import annotations
 

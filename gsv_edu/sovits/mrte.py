@@ -1,16 +1,17 @@
 """MRTE, the "Multi-Reference Timbre Encoder" block where text meets content in the SoVITS prior.
 
-Mirrors `GPT_SoVITS/module/mrte_model.py` `MRTE` (reference §2.3 step 3). The content frames
+Mirrors `GPT_SoVITS/module/mrte_model.py · MRTE.forward @48b1a01`. The content frames
 (queries) attend to the phoneme encodings (keys/values) through one plain cross-attention
 (no relative positions, no dropout); the global style vector ge is added here and only here.
 The idea of MRTE comes from Mega-TTS (Jiang et al. 2023); GPT-SoVITS keeps only the
 cross-attention and the additive ge.
 
-Official quirk (reference §13.1): the official `TextEncoder` builds `MRTE()` with its defaults
-(content 192, hidden 512, out 192), so the official model only works with hidden_channels 192
-and gin_channels 512. Our `TextEncoder` passes content = out = hidden_channels and
-hidden = gin_channels, which gives exactly the official sizes under the official config and
-lets smaller models (the tiny fixture) work too.
+Official quirk (`GPT_SoVITS/module/models.py · TextEncoder.__init__ @48b1a01`): the official
+`TextEncoder` builds `MRTE()` with the defaults of `GPT_SoVITS/module/mrte_model.py ·
+MRTE.__init__` (content 192, hidden 512, out 192), so the official model only works with
+hidden_channels 192 and gin_channels 512. Our `TextEncoder` passes content = out =
+hidden_channels and hidden = gin_channels, which gives exactly the official sizes under the
+official config and lets smaller models (the tiny fixture) work too.
 """
 from __future__ import annotations
 

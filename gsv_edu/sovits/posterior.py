@@ -1,6 +1,6 @@
 """The posterior encoder q(z | spectrogram): the "encoder" of the SoVITS variational autoencoder.
 
-Mirrors `GPT_SoVITS/module/models.py` `PosteriorEncoder` (reference §2.5), as in VITS (Kim et
+Mirrors `GPT_SoVITS/module/models.py · PosteriorEncoder @48b1a01`, as in VITS (Kim et
 al. 2021): during training it reads the linear spectrogram of the target audio and produces
 the latent z that the HiFi-GAN decoder learns to turn back into the waveform, and that the
 flow maps onto the prior predicted from content and text.

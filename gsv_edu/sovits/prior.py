@@ -1,6 +1,6 @@
 """The prior encoder `enc_p`: content (quantized HuBERT) + phonemes + style → N(m_p, exp(logs_p)).
 
-Mirrors `TextEncoder` in `GPT_SoVITS/module/models.py` (reference §2.3). It replaces the text
+Mirrors `GPT_SoVITS/module/models.py · TextEncoder @48b1a01`. It replaces the text
 encoder of VITS: the content branch (`ssl_proj`, `encoder_ssl`) fixes the time axis (one
 output frame per spectrogram frame, no duration model), the text branch (`text_embedding`,
 `encoder_text`) is mixed in by MRTE cross-attention together with the style vector ge,
@@ -16,8 +16,8 @@ from gsv_edu.sovits.attention import Encoder
 from gsv_edu.sovits.commons import sequence_mask
 from gsv_edu.sovits.mrte import MRTE
 
-# Size of the phoneme table per symbol version (reference §10): v1 `symbols.py` has 322
-# symbols, v2 `symbols2.py` the same 322 plus 410 more.
+# Size of the phoneme table per symbol version: v1 GPT_SoVITS/text/symbols.py · symbols has 322
+# symbols, v2 GPT_SoVITS/text/symbols2.py · symbols the same 322 plus 410 more (@48b1a01).
 N_SYMBOLS = {"v1": 322, "v2": 732}
 
 
@@ -55,7 +55,8 @@ class TextEncoder(nn.Module):
         self.ssl_proj = nn.Conv1d(ssl_dim, hidden_channels, 1)
         self.encoder_ssl = Encoder(hidden_channels, filter_channels, n_heads, n_layers // 2, kernel_size, p_dropout)
         self.encoder_text = Encoder(hidden_channels, filter_channels, n_heads, n_layers, kernel_size, p_dropout)
-        # Official quirk (reference §13.7): the embedding is not scaled by √H as in VITS.
+        # Official quirk (GPT_SoVITS/module/models.py · TextEncoder.forward @48b1a01): the
+        # embedding is not scaled by √H as in VITS.
         self.text_embedding = nn.Embedding(n_symbols(version), hidden_channels)
         self.mrte = MRTE(content_enc_channels=hidden_channels, hidden_size=gin_channels,
                          out_channels=hidden_channels, n_heads=mrte_heads)
@@ -72,7 +73,8 @@ class TextEncoder(nn.Module):
         (linear interpolation of x, nearest of the mask).
 
         `test == 1` replaces every phoneme id by 0 (an "empty text" diagnostic). The official code
-        writes those zeros into the caller's tensor in place (reference §13.8); we use a zero copy
+        writes those zeros into the caller's tensor in place (`text[:, :] = 0` in
+        `GPT_SoVITS/module/models.py · TextEncoder.forward @48b1a01`); we use a zero copy
         instead, which gives the same outputs without touching the caller's data.
         """
         y_mask = sequence_mask(y_lengths, y.size(2)).unsqueeze(1).to(y.dtype)  # [B, 1, T]

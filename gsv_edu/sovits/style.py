@@ -1,14 +1,18 @@
 """The reference encoder `ref_enc`: one global style/timbre vector ge from a spectrogram.
 
-Mirrors `MelStyleEncoder` and its helpers (`LinearNorm`, `Mish`, `Conv1dGLU`, `ConvNorm`,
-the StyleSpeech `MultiHeadAttention`) in `GPT_SoVITS/module/modules.py` (reference §2.4).
+Mirrors `GPT_SoVITS/module/modules.py · MelStyleEncoder @48b1a01` and its helpers
+(`LinearNorm`, `Mish`, `Conv1dGLU`, `ConvNorm`, the StyleSpeech `MultiHeadAttention` of the same
+file).
 The design is the Mel-Style Encoder of Meta-StyleSpeech (Min et al. 2021): spectral MLP →
 two gated temporal convolutions → self-attention → linear → masked average over time.
 
 Official quirks reproduced here (they change numbers or checkpoint keys):
 - Despite the name, SoVITS feeds the **linear magnitude** spectrogram (first 704 of 1025 bins
-  for v2, all 1025 for v1), not a mel spectrogram (reference §2.4, §13.6).
-- The attention temperature is √d_model = √128, not √d_k = √64 (reference §13.6).
+  for v2, all 1025 for v1), not a mel spectrogram (`GPT_SoVITS/module/models.py ·
+  SynthesizerTrn.__init__ @48b1a01` builds `MelStyleEncoder(704, ...)` for v2, and
+  `SynthesizerTrn.forward` passes `y[:, :704]`).
+- The attention temperature is √d_model = √128, not √d_k = √64
+  (`GPT_SoVITS/module/modules.py · MultiHeadAttention.__init__ @48b1a01`).
 - Padded frames are zeroed on input but then pass through the spectral MLP (Mish(bias) ≠ 0)
   before the kernel-5 temporal convolutions, so the last valid frames "see" the padding:
   ge of a padded batch item differs slightly from ge of the same item alone.
@@ -87,7 +91,8 @@ class StyleAttention(nn.Module):
         self.w_qs = nn.Linear(d_model, n_head * d_k)
         self.w_ks = nn.Linear(d_model, n_head * d_k)
         self.w_vs = nn.Linear(d_model, n_head * d_v)
-        self.temperature = math.sqrt(d_model)  # official quirk (reference §13.6): √d_model, not √d_k
+        # official quirk (GPT_SoVITS/module/modules.py · MultiHeadAttention.__init__ @48b1a01)
+        self.temperature = math.sqrt(d_model)  # √d_model, not √d_k
         self.attn_dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(n_head * d_v, d_model)
         self.dropout = nn.Dropout(dropout)
@@ -111,7 +116,8 @@ class MelStyleEncoder(nn.Module):
     """Spectrogram [B, n_mel_channels, T] → style vector ge [B, style_vector_dim, 1].
 
     Keys: `spectral.0.fc`, `spectral.3.fc`, `temporal.{0,1}.conv1.conv`, `slf_attn.{w_qs,w_ks,w_vs,fc}`,
-    `fc.fc` (reference §2.4). SoVITS builds it with n_mel_channels 704 (v2) or 1025 (v1) and
+    `fc.fc` (`GPT_SoVITS/module/modules.py · MelStyleEncoder.__init__ @48b1a01`). SoVITS
+    (`SynthesizerTrn.__init__`) builds it with n_mel_channels 704 (v2) or 1025 (v1) and
     style_vector_dim = gin_channels; hidden 128, kernel 5, 2 heads, dropout 0.1 are fixed.
     """
 

@@ -1,6 +1,6 @@
 """The non-causal WaveNet stack `WN` used inside the posterior encoder and the flow couplings.
 
-Mirrors `GPT_SoVITS/module/modules.py` `WN` (reference §2.5), which comes from VITS (Kim et al.
+Mirrors `GPT_SoVITS/module/modules.py · WN @48b1a01`, which comes from VITS (Kim et al.
 2021, "Conditional Variational Autoencoder with Adversarial Learning for End-to-End
 Text-to-Speech") and WaveGlow / WaveNet (van den Oord et al. 2016): a stack of dilated
 convolutions with gated activations, residual connections and a sum of skip outputs, all

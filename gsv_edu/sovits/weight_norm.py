@@ -7,7 +7,9 @@ to Accelerate Training of Deep Neural Networks") writes a convolution weight as
 
 and trains the direction v and the length g instead of w. GPT-SoVITS uses it on the HiFi-GAN
 upsamplers and ResBlocks, on every WaveNet (`WN`) conv and on every discriminator conv
-(reference §2.9), through the *legacy* `torch.nn.utils.weight_norm`, so the checkpoints store
+(`GPT_SoVITS/module/models.py · Generator.__init__, DiscriminatorS.__init__,
+DiscriminatorP.__init__` and `GPT_SoVITS/module/modules.py · WN.__init__, ResBlock1.__init__`
+@48b1a01), through the *legacy* `torch.nn.utils.weight_norm`, so the checkpoints store
 `<name>.weight_g` (shape [out, 1, 1] or [out, 1, 1, 1]) and `<name>.weight_v` (the full weight
 shape). For `ConvTranspose1d` the weight is [in, out, k] and dim 0 is the *input*-channel axis,
 so g is [in, 1, 1].

@@ -1,8 +1,8 @@
 """The text front-end: text → phones → symbol ids, for Mandarin and English.
 
-Mirrors `GPT_SoVITS/text/` (reference §10): `cleaner.py` (`clean_text`), `__init__.py`
-(`cleaned_text_to_sequence`), `symbols.py` / `symbols2.py` (the v1 and v2 inventories),
-`chinese2.py` + `tone_sandhi.py` (Mandarin), `english.py` (English).
+Mirrors `GPT_SoVITS/text/` at 48b1a01: `cleaner.py · clean_text`, `__init__.py ·
+cleaned_text_to_sequence`, `symbols.py` / `symbols2.py · symbols` (the v1 and v2 inventories),
+`chinese2.py` + `tone_sandhi.py · ToneSandhi` (Mandarin), `english.py` (English).
 
     >>> from gsv_edu.text import clean_text, cleaned_text_to_sequence
     >>> phones, word2ph, norm_text = clean_text("你好", "zh")

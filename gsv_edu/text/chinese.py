@@ -1,6 +1,7 @@
 """Mandarin G2P: text → initials and toned finals of the opencpop-strict inventory.
 
-Mirrors `GPT_SoVITS/text/chinese2.py` (v2; `chinese.py` is the v1 variant), reference §10:
+Mirrors `GPT_SoVITS/text/chinese2.py · text_normalize, g2p @48b1a01` (v2; `chinese.py` is the v1
+variant):
 
     text_normalize:  numbers → Chinese words (`numbers_zh`), punctuation → ! ? … , . -,
                      everything that is neither a Han character nor one of those removed,
@@ -16,7 +17,8 @@ Mirrors `GPT_SoVITS/text/chinese2.py` (v2; `chinese.py` is the v1 variant), refe
 `word2ph[i]` is the number of phones of the i-th character of the normalised text: 2 for a
 Han character, 1 for a punctuation mark; `sum(word2ph) == len(phones)` and
 `len(word2ph) == len(norm_text)`. (BERT features, one vector per character, are repeated
-word2ph[i] times to align with phones; reference §9.1.)
+word2ph[i] times to align with phones: `GPT_SoVITS/prepare_datasets/1-get-text.py ·
+get_bert_feature @48b1a01`.)
 
 Deliberate differences from the official:
 * The official v2 reads polyphones with g2pW (an ONNX model) and v1 with pypinyin; we use

@@ -1,7 +1,7 @@
 """`clean_text`: any text of a training list → (phones, word2ph, norm_text).
 
-Mirrors `GPT_SoVITS/text/cleaner.py` (`clean_text`, `clean_special`) and the text step of
-`GPT_SoVITS/prepare_datasets/1-get-text.py` (reference §9.1, §10):
+Mirrors `GPT_SoVITS/text/cleaner.py · clean_text, clean_special @48b1a01` and the text step of
+`GPT_SoVITS/prepare_datasets/1-get-text.py · process @48b1a01`:
 
 * language "zh": Chinese G2P (`chinese`); if the text also holds Latin letters, the English
   words are read by the English G2P (as official v2 inference does in its "zh" mode with a
@@ -34,9 +34,11 @@ def preprocess_list_text(text: str) -> str:
     """The replacement `1-get-text.py` makes before calling `clean_text`: "%" → "-" and
     "￥" → ",".
 
-    Official quirk (reference §9.1): so in prepared training data "50%" is read as "五十-"
-    (fifty, pause), and the SP2 symbol that "￥" would produce never appears. Call this when
-    preparing data the official way; `clean_text` itself (inference) reads "%" as percent.
+    Official quirk (`GPT_SoVITS/prepare_datasets/1-get-text.py · process @48b1a01` calls
+    `clean_text(text.replace("%", "-").replace("￥", ","), ...)`): so in prepared training data
+    "50%" is read as "五十-" (fifty, pause), and the SP2 symbol that "￥" would produce never
+    appears. Call this when preparing data the official way; `clean_text` itself (inference)
+    reads "%" as percent.
     """
     return text.replace("%", "-").replace("￥", ",")
 

@@ -1,7 +1,7 @@
 """English G2P: text → ARPAbet phones with stress digits (AH0, EY1, ...) and punctuation.
 
-Mirrors `GPT_SoVITS/text/english.py` (`text_normalize`, `g2p`, class `en_G2p` with its
-`qryword`), reference §10. The steps:
+Mirrors `GPT_SoVITS/text/english.py · text_normalize, g2p, en_G2p.qryword @48b1a01`. The
+steps:
 
 1. `text_normalize`: numbers, money, percentages, ordinals, years, times and abbreviations
    written as words (`numbers_en`); punctuation mapped to . , ? ! - ' ; accents stripped;

@@ -1,7 +1,8 @@
 """Language codes and splitting mixed Chinese–English text by script.
 
 `normalize_language` mirrors the language-code table of
-`GPT_SoVITS/prepare_datasets/1-get-text.py` (reference §9.1). `split_by_language` plays the
+`GPT_SoVITS/prepare_datasets/1-get-text.py · language_v1_to_language_v2 @48b1a01`.
+`split_by_language` plays the
 role of the official inference-time `LangSegmenter` for the two languages implemented here:
 runs of Han characters are Chinese, runs of Latin letters are English.
 """

@@ -1,7 +1,8 @@
 """Chinese text normalisation: digits and number-like expressions written as Chinese words.
 
 Plays the role of the PaddleSpeech-style `TextNormalizer` that the official
-`GPT_SoVITS/text/chinese2.py` calls (`text/zh_normalization`, reference §10). Written from
+`GPT_SoVITS/text/chinese2.py` calls (`GPT_SoVITS/text/zh_normalization/text_normlization.py ·
+TextNormalizer @48b1a01`). Written from
 scratch, much smaller; it covers what a speech corpus usually contains:
 
 * integers: 12 → 十二, 105 → 一百零五, 20300 → 二万零三百;

@@ -1,9 +1,9 @@
 """Punctuation: which marks become phones, how the others are mapped, how repeats collapse.
 
 Mirrors the punctuation handling spread over `GPT_SoVITS/text/symbols.py` (the punctuation
-phones), `GPT_SoVITS/text/chinese2.py` (`rep_map`, `replace_punctuation`,
-`replace_consecutive_punctuation`) and `GPT_SoVITS/text/english.py` (its own `rep_map` and the
-same collapsing of repeats). Reference §10.
+phones), `GPT_SoVITS/text/chinese2.py · rep_map, replace_punctuation,
+replace_consecutive_punctuation` and `GPT_SoVITS/text/english.py` (its own `rep_map` and
+`replace_consecutive_punctuation`), all at 48b1a01.
 
 Only six marks survive as phones: ! ? … , . -  Every other mark is either mapped onto one of
 them (Chinese full-width marks, colons, semicolons, dashes, tildes) or removed (quotes,

@@ -1,7 +1,7 @@
 """The phone inventories (v1: 322 symbols, v2: 732) and phones → ids.
 
-Mirrors `GPT_SoVITS/text/symbols.py` (v1), `GPT_SoVITS/text/symbols2.py` (v2) and
-`cleaned_text_to_sequence` of `GPT_SoVITS/text/__init__.py` (reference §10).
+Mirrors `GPT_SoVITS/text/symbols.py · symbols` (v1), `GPT_SoVITS/text/symbols2.py · symbols`
+(v2) and `GPT_SoVITS/text/__init__.py · cleaned_text_to_sequence` @48b1a01.
 
 The official lists are built in code (a sorted set of pad, Mandarin initials and toned finals,
 Japanese kana phones, punctuation, ARPAbet); the *order* is what the checkpoints depend on,
@@ -68,7 +68,7 @@ def cleaned_text_to_sequence(phones: list[str], version: str = "v2") -> list[int
 
     Mirrors `cleaned_text_to_sequence` in GPT_SoVITS/text/__init__.py: a plain lookup, one id
     per phone. No blank symbol is interspersed (the s2 config's `add_blank` is ignored by the
-    official code, reference §10).
+    official code: no `.py` file of GPT-SoVITS @48b1a01 reads it).
 
     Differences from the official function: the official default version comes from the
     environment variable `version` (else v2); ours is an explicit argument defaulting to "v2".

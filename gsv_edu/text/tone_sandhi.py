@@ -1,7 +1,8 @@
 """Mandarin tone sandhi: how tones change in connected speech.
 
 Mirrors `GPT_SoVITS/text/tone_sandhi.py` (class `ToneSandhi`, itself from PaddleSpeech), in a
-compact form of the same classic rules (reference §10). Tones are written as the last
+compact form of the same classic rules (`ToneSandhi.pre_merge_for_modify`,
+`ToneSandhi.modified_tone` @48b1a01). Tones are written as the last
 character of a pinyin final, "ao3"; 5 is the neutral tone.
 
 Two passes, as in the official:
