@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from gsv_edu.atomic import atomic_write
 from gsv_edu.audio import load_audio, resample
 
 REPO_DIR = pathlib.Path(__file__).resolve().parent.parent
@@ -100,32 +101,85 @@ def utterance(name: str, list_path: str | os.PathLike = SAMPLE_LIST) -> Utteranc
 
 # ------------------------------------------------------------------------------------------- audio
 
-def audio_player(y, sampling_rate: int = 32000, max_seconds: float = 5.0, store_rate: int = 16000):
-    """An inline audio player. The clip is cut to `max_seconds` and stored at `store_rate`
-    (16 kHz by default) so that committed notebooks stay small."""
-    from IPython.display import Audio
-
+def _playable(y, sampling_rate: int, max_seconds: float, store_rate: int | None) -> tuple[np.ndarray, int]:
+    """The samples a player stores: mono float32, cut to `max_seconds`, resampled down to `store_rate`."""
     if isinstance(y, torch.Tensor):
         y = y.detach().float().cpu().numpy()
-    y = np.asarray(y, dtype=np.float32).reshape(-1)[: int(max_seconds * sampling_rate)]
+    y = np.asarray(y, dtype=np.float32).reshape(-1)[: int(max_seconds * sampling_rate)]  # [N]
     if store_rate and store_rate < sampling_rate:
-        y, sampling_rate = resample(y, sampling_rate, store_rate), store_rate
-    return Audio(y, rate=sampling_rate, normalize=True)
+        y, sampling_rate = resample(y, sampling_rate, store_rate), store_rate  # [N · store_rate / sampling_rate]
+    return y, sampling_rate
 
 
-def players(clips: dict, sampling_rate: int = 32000, **kwargs):
-    """Several labelled players side by side: `book.players({"real": y, "generated": y_hat})`."""
-    import ipywidgets as widgets
+def _peak(y: np.ndarray) -> float:
+    return float(np.abs(y).max()) if y.size else 0.0
 
-    boxes = []
-    for label, y in clips.items():
-        out = widgets.Output()
-        with out:
-            from IPython.display import display
 
-            display(audio_player(y, sampling_rate, **kwargs))
-        boxes.append(widgets.VBox([widgets.Label(label), out]))
-    return widgets.HBox(boxes)
+def playback_gain(peaks) -> float:
+    """The one gain a group of clips is played at: 1 (their own levels), or less if the loudest
+    would clip (peak > 1), so that every clip keeps its loudness relative to the others."""
+    loudest = max(peaks, default=0.0)
+    return 1.0 if loudest <= 1.0 else 1.0 / loudest
+
+
+def level_dbfs(y) -> tuple[float, float]:
+    """(peak, RMS) of a clip in dB relative to full scale (1.0); -inf for silence."""
+    y = _np(y).astype(np.float64).reshape(-1)
+    peak, rms = (float(np.abs(y).max()), float(np.sqrt(np.mean(y**2)))) if y.size else (0.0, 0.0)
+    with np.errstate(divide="ignore"):
+        return float(20 * np.log10(peak)), float(20 * np.log10(rms))
+
+
+def audio_player(y, sampling_rate: int = 32000, max_seconds: float = 5.0, store_rate: int = 16000,
+                 gain: float | None = None, normalize: bool = False):
+    """An inline audio player (IPython `Audio`) that plays the clip at its own level.
+
+    The clip is cut to `max_seconds` and stored at `store_rate` (16 kHz by default) so that
+    committed notebooks stay small. It is *not* peak-normalised: a faint clip plays faintly.
+    `gain` multiplies it (default: 1, or 1/peak if it would clip); `normalize=True` scales its
+    peak to 1 instead — say so next to the player when you use it.
+    """
+    from IPython.display import Audio  # optional dependency (dev extra)
+
+    y, rate = _playable(y, sampling_rate, max_seconds, store_rate)
+    peak = _peak(y)
+    if normalize:
+        gain = 1.0 / peak if peak > 0 else 1.0
+    elif gain is None:
+        gain = playback_gain([peak])
+    if peak * gain > 1.0:
+        raise ValueError(f"gain {gain:g} makes the clip's peak {peak * gain:.3f} > 1: it would clip")
+    return Audio(y * np.float32(gain), rate=rate, normalize=False)
+
+
+def players(clips: dict, sampling_rate: int = 32000, max_seconds: float = 5.0, store_rate: int = 16000,
+            gain: float | None = None):
+    """Labelled players side by side, **one common gain** for the group, as plain HTML.
+
+    `book.players({"real": y, "generated": y_hat})`. Every clip is multiplied by the same gain
+    (default `playback_gain`: 1, or less if the loudest would clip), so relative loudness is kept:
+    a faint output next to the real audio sounds faint. Under each label: the clip's peak and RMS
+    level in dBFS. The output is HTML `<audio>` elements (no widget), so it plays wherever the
+    notebook's stored outputs are shown, with or without saved widget state.
+    """
+    import html
+
+    from IPython.display import HTML  # optional dependency (dev extra)
+
+    prepared = {label: _playable(y, sampling_rate, max_seconds, store_rate) for label, y in clips.items()}
+    common = playback_gain(_peak(y) for y, _ in prepared.values()) if gain is None else gain
+    cells = []
+    for label, (y, rate) in prepared.items():
+        peak_db, rms_db = level_dbfs(y)
+        src = audio_player(y, rate, max_seconds=len(y) / rate + 1, store_rate=None, gain=common).src_attr()
+        cells.append(
+            '<div style="display:inline-block; margin:0 1.2em 0.4em 0; vertical-align:top">'
+            f'<div><b>{html.escape(str(label))}</b></div>'
+            f'<audio controls preload="none" src="{src}"></audio>'
+            f'<div style="font-size:85%">peak {peak_db:.1f} dBFS, RMS {rms_db:.1f} dBFS</div></div>')
+    note = ("played at their own levels" if common == 1.0 else f"played at one common gain ×{common:.3g}")
+    caption = f'<div style="font-size:85%; color:#555">{len(cells)} clips, {note}: relative loudness is kept.</div>'
+    return HTML("<div>" + "".join(cells) + caption + "</div>")
 
 
 # ------------------------------------------------------------------------------------------- plots
@@ -249,59 +303,147 @@ def source(obj, lines: int | None = None) -> None:
 
 # ---------------------------------------------------------------------------------- the big picture
 
-# Blocks of the SoVITS diagram: key -> (label, x, y, width, height).
-_BLOCKS = {
-    "audio": ("wav 32 kHz\n(+16 kHz)", 0.0, 3.0, 1.6, 0.8),
-    "hubert": ("HuBERT\ncontent features", 2.1, 4.2, 1.8, 0.8),
-    "rvq": ("ssl_proj + RVQ\n50→25 Hz codes", 4.4, 4.2, 2.1, 0.8),
-    "text": ("text front-end\nphones", 2.1, 5.4, 1.8, 0.8),
-    "spectrogram": ("linear\nspectrogram", 2.1, 1.8, 1.8, 0.8),
-    "style": ("ref_enc\nMelStyleEncoder → ge", 4.4, 3.0, 2.1, 0.8),
-    "prior": ("enc_p: TextEncoder\n+ MRTE → m_p, logs_p", 6.8, 4.8, 2.6, 0.8),
-    "posterior": ("enc_q: posterior\nencoder → z", 4.4, 1.2, 2.1, 0.8),
-    "flow": ("flow\nz → z_p", 6.8, 1.2, 1.6, 0.8),
-    "kl": ("KL(z_p ‖ prior)", 9.8, 3.0, 1.8, 0.8),
-    "decoder": ("dec: HiFi-GAN\nslice of z → ŷ", 6.8, 0.0, 2.0, 0.8),
-    "discriminator": ("MPD: discriminators\nŷ vs y", 9.8, 0.0, 2.1, 0.8),
-    "losses": ("losses: mel·45 + KL\n+ GAN + FM", 9.8, 1.5, 2.1, 0.8),
-}
-_ARROWS = [("audio", "hubert"), ("audio", "spectrogram"), ("hubert", "rvq"), ("rvq", "prior"), ("text", "prior"),
-           ("spectrogram", "style"), ("spectrogram", "posterior"), ("style", "prior"), ("style", "posterior"),
-           ("posterior", "flow"), ("flow", "kl"), ("prior", "kl"), ("posterior", "decoder"),
-           ("decoder", "discriminator"), ("discriminator", "losses"), ("kl", "losses")]
+@dataclass(frozen=True)
+class Graph:
+    """A block diagram: blocks key → (label, x, y, width, height); edges (from, to, kind, label).
+
+    kind "" is data flow; "ge" is the voice vector conditioning a block; "ge-detached" is `ge`
+    entering with its gradient cut (`enc_q` detaches it). `label` is written on the edge.
+    """
+
+    title: str
+    blocks: dict
+    edges: tuple
+
+
+GE_COLOUR = "#2f6db3"
+
+TRAINING_GRAPH = Graph(
+    title="SoVITS (GPT-SoVITS stage s2), training graph",
+    blocks={
+        "audio": ("wav 32 kHz\n(+16 kHz)", 0.0, 3.0, 1.6, 0.8),
+        "text": ("text front-end\nphones", 2.1, 5.4, 1.8, 0.8),
+        "hubert": ("HuBERT\ncontent features", 2.1, 4.2, 1.8, 0.8),
+        "spectrogram": ("linear\nspectrogram", 2.1, 1.8, 1.8, 0.8),
+        "rvq": ("ssl_proj + RVQ\n50→25 Hz codes", 4.4, 4.2, 2.3, 0.8),
+        "style": ("ref_enc\nMelStyleEncoder → ge", 4.4, 3.0, 2.3, 0.8),
+        "posterior": ("enc_q: posterior\nencoder → z", 4.4, 1.2, 2.3, 0.8),
+        "prior": ("enc_p: TextEncoder\n+ MRTE → m_p, logs_p", 7.6, 4.8, 2.6, 0.8),
+        "flow": ("flow\nz → z_p", 7.6, 1.8, 1.6, 0.8),
+        "decoder": ("dec: HiFi-GAN\nslice of z → ŷ", 7.6, 0.0, 2.0, 0.8),
+        "kl": ("KL(z_p ‖ prior)", 10.8, 3.0, 1.9, 0.8),
+        "losses": ("losses: mel·45 + KL\n+ GAN + FM", 10.8, 1.5, 2.3, 0.8),
+        "discriminator": ("MPD: discriminators\nŷ vs y", 10.8, 0.0, 2.3, 0.8),
+    },
+    edges=(
+        ("audio", "hubert", "", ""), ("audio", "spectrogram", "", ""), ("hubert", "rvq", "", ""),
+        ("rvq", "prior", "", "×2"), ("text", "prior", "", ""), ("spectrogram", "style", "", ""),
+        ("spectrogram", "posterior", "", ""), ("posterior", "flow", "", "z"), ("posterior", "decoder", "", "z"),
+        ("flow", "kl", "", ""), ("prior", "kl", "", ""), ("decoder", "discriminator", "", ""),
+        ("discriminator", "losses", "", ""), ("kl", "losses", "", ""),
+        ("style", "prior", "ge", "ge"), ("style", "posterior", "ge-detached", "ge (detached)"),
+        ("style", "flow", "ge", "ge"), ("style", "decoder", "ge", "ge"),
+    ),
+)
+
+INFERENCE_GRAPH = Graph(
+    title="SoVITS inference (decode): tokens → codebook → ×2 → prior → flow⁻¹ → decoder",
+    blocks={
+        "tokens": ("semantic tokens, 25 Hz\n(GPT s1, or a recording)", 0.0, 4.4, 2.9, 0.8),
+        "codebook": ("quantizer.decode\ncodebook lookup", 3.4, 4.4, 2.1, 0.8),
+        "upsample": ("nearest ×2\n25 → 50 Hz", 6.0, 4.4, 1.5, 0.8),
+        "text": ("text front-end\nphones of new text", 5.4, 5.7, 2.4, 0.8),
+        "prior": ("enc_p (+ MRTE, speed)\n→ m_p, logs_p", 8.1, 4.4, 2.8, 0.8),
+        "sample": ("z_p = m_p + ε·σ_p\n× noise_scale", 8.1, 3.0, 2.3, 0.8),
+        "flow_inv": ("flow⁻¹\nz_p → z", 8.1, 1.6, 1.6, 0.8),
+        "decoder": ("dec: HiFi-GAN\nall of z", 8.1, 0.2, 2.0, 0.8),
+        "wav": ("waveform 32 kHz\n1280 samples/token", 10.8, 0.2, 2.5, 0.8),
+        "reference": ("reference wav\n→ linear spectrogram", 0.0, 1.6, 2.7, 0.8),
+        "style": ("ref_enc\nMelStyleEncoder → ge", 3.4, 1.6, 2.3, 0.8),
+    },
+    edges=(
+        ("tokens", "codebook", "", ""), ("codebook", "upsample", "", ""), ("upsample", "prior", "", ""),
+        ("text", "prior", "", ""), ("prior", "sample", "", ""), ("sample", "flow_inv", "", ""),
+        ("flow_inv", "decoder", "", ""), ("decoder", "wav", "", ""), ("reference", "style", "", ""),
+        ("style", "prior", "ge", "ge"), ("style", "flow_inv", "ge", "ge"), ("style", "decoder", "ge", "ge"),
+    ),
+)
+
+GRAPHS = {"training": TRAINING_GRAPH, "inference": INFERENCE_GRAPH}
 CHAPTER_BLOCKS = {
     "overview": [], "audio": ["audio", "spectrogram"], "hubert": ["hubert"], "rvq": ["rvq"],
     "prior": ["text", "prior", "style"], "posterior": ["posterior", "kl"], "flow": ["flow"],
     "decoder": ["decoder"], "discriminator": ["discriminator"], "losses": ["losses", "kl"],
-    "training": list(_BLOCKS), "inference": ["rvq", "prior", "style", "flow", "decoder"],
+    "training": list(TRAINING_GRAPH.blocks), "inference": list(INFERENCE_GRAPH.blocks),
 }
+CHAPTER_GRAPH = {"inference": "inference"}  # every other chapter is drawn on the training graph
 
 
-def sovits_diagram(highlight: str | list[str] | None = None, ax=None, title: str | None = None):
-    """Draw the SoVITS training graph; blocks of `highlight` (a chapter key of CHAPTER_BLOCKS or a
-    list of block keys) are coloured, the rest grey."""
-    import matplotlib.pyplot as plt
+def _anchors(graph: Graph, a: str, b: str, kind: str = "") -> tuple[tuple[float, float], tuple[float, float]]:
+    """Start and end points of the arrow a → b: right edge → left edge when b lies to the right,
+    otherwise bottom → top (or top → bottom). Where both `ge` and data enter a block from the
+    left, `ge` enters at its upper part and the data at its lower part."""
+    _, xa, ya, wa, ha = graph.blocks[a]
+    _, xb, yb, wb, hb = graph.blocks[b]
+    if xb > xa + wa - 0.05:
+        from_left = [k for f, t, k, _ in graph.edges if t == b and graph.blocks[f][1] + graph.blocks[f][3] - 0.05 < xb]
+        shared = any(k.startswith("ge") for k in from_left) and any(not k for k in from_left)
+        fraction = (0.72 if kind.startswith("ge") else 0.28) if shared else 0.5
+        return (xa + wa, ya + ha / 2), (xb, yb + fraction * hb)
+    down = yb < ya
+    return (xa + wa / 2, ya if down else ya + ha), (xb + wb / 2, yb + hb if down else yb)
+
+
+def sovits_diagram(highlight: str | list[str] | None = None, ax=None, title: str | None = None,
+                   graph: str | None = None):
+    """Draw the SoVITS training graph (or, for the chapter key "inference" or graph="inference",
+    the inference path). Blocks of `highlight` (a chapter key of CHAPTER_BLOCKS or a list of block
+    keys) are coloured, the rest grey. Edges that carry the voice vector `ge` are blue (dashed
+    where `ge` is detached). Every arrow is an annotation with gid "from->to"."""
+    import matplotlib.pyplot as plt  # optional dependency (dev extra)
     from matplotlib.patches import FancyBboxPatch
 
+    if graph is None:
+        graph = CHAPTER_GRAPH.get(highlight, "training") if isinstance(highlight, str) else "training"
+    g = GRAPHS[graph]
     if isinstance(highlight, str):
         highlight = CHAPTER_BLOCKS.get(highlight, [highlight])
     highlight = set(highlight or [])
-    if ax is None:
-        _, ax = plt.subplots(figsize=(11, 4.6))
-    for key, (label, x, y, w, h) in _BLOCKS.items():
+    xs = [x + w for _, x, _, w, _ in g.blocks.values()]
+    ys = [y + h for _, _, y, _, h in g.blocks.values()]
+    if ax is None:  # the same inches per unit for every graph, so that the labels fit their blocks
+        _, ax = plt.subplots(figsize=(0.86 * (max(xs) + 0.4), 0.68 * (max(ys) + 0.6)))
+    for key, (label, x, y, w, h) in g.blocks.items():
         on = key in highlight
-        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.05",
-                                    fc="#f6c453" if on else "#e8e8e8", ec="#333" if on else "#999", lw=1.6 if on else 0.8))
+        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.05", gid=key,
+                                    fc="#f6c453" if on else "#e8e8e8", ec="#333" if on else "#999",
+                                    lw=1.6 if on else 0.8))
         ax.text(x + w / 2, y + h / 2, label, ha="center", va="center", fontsize=8.5,
                 fontweight="bold" if on else "normal", color="#111" if on else "#555")
-    for a, b in _ARROWS:
-        _, xa, ya, wa, ha = _BLOCKS[a]
-        _, xb, yb, wb, hb = _BLOCKS[b]
-        start = (xa + wa, ya + ha / 2) if xb > xa + wa - 0.05 else (xa + wa / 2, ya if yb < ya else ya + ha)
-        end = (xb, yb + hb / 2) if xb > xa + wa - 0.05 else (xb + wb / 2, yb + hb if yb < ya else yb)
-        ax.annotate("", xy=end, xytext=start, arrowprops=dict(arrowstyle="->", color="#666", lw=0.9))
-    ax.set_xlim(-0.2, 12.1)
-    ax.set_ylim(-0.3, 6.4)
+    for a, b, kind, label in g.edges:
+        start, end = _anchors(g, a, b, kind)
+        colour = GE_COLOUR if kind.startswith("ge") else "#666"
+        ax.annotate("", xy=end, xytext=start, gid=f"{a}->{b}",
+                    arrowprops=dict(arrowstyle="->", color=colour, lw=1.1 if kind else 0.9,
+                                    linestyle="--" if kind == "ge-detached" else "-"))
+        if label:
+            t = 0.8 if kind.startswith("ge") else 0.3  # ge: near the block it conditions; data: near the source
+            ax.text(start[0] + t * (end[0] - start[0]), start[1] + t * (end[1] - start[1]), label, fontsize=7.5,
+                    color=colour, ha="center", va="center", bbox=dict(fc="white", ec="none", pad=0.6))
+    ax.set_xlim(-0.2, max(xs) + 0.2)
+    ax.set_ylim(-0.3, max(ys) + 0.3)
     ax.axis("off")
-    ax.set_title(title or "SoVITS (GPT-SoVITS stage s2), training graph", fontsize=10)
+    ax.set_title(title or g.title, fontsize=10)
     return ax
+
+
+def save_sovits_figure(path: str | os.PathLike = REPO_DIR / "book" / "figures" / "sovits.png") -> pathlib.Path:
+    """Write README's figure (the training graph, every block coloured) as PNG; returns the path."""
+    import matplotlib.pyplot as plt  # optional dependency (dev extra)
+
+    path = pathlib.Path(path)
+    ax = sovits_diagram(list(TRAINING_GRAPH.blocks), title="SoVITS (GPT-SoVITS stage s2): the training graph")
+    with atomic_write(path, "wb") as f:
+        ax.figure.savefig(f, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    plt.close(ax.figure)
+    return path
