@@ -1,7 +1,8 @@
 """Typed configuration for SoVITS training and inference, in the layout of the official s2.json.
 
-Mirrors `GPT_SoVITS/configs/s2.json` (reference §1) and the fields that the official web UI adds
-before training (`name`, `version`, `save_weight_dir`, `train.pretrained_s2G`, `data.exp_dir`, ...).
+Mirrors `GPT_SoVITS/configs/s2.json @48b1a01` and the fields that the official web UI
+(`webui.py · open1Ba @48b1a01`, at the root of the official repository) adds before training
+(`name`, `version`, `save_weight_dir`, `train.pretrained_s2G`, `data.exp_dir`, ...).
 Three sections, each a dataclass: `train`, `data`, `model`; a few top-level keys.
 
 - `Config.load("s2.json")` reads the official file as-is, and `config.save(path)` writes it back

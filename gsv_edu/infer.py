@@ -5,13 +5,15 @@
 
 In GPT-SoVITS the semantic tokens (25 Hz, "what is said and how") come from the GPT stage
 (s1); here they come from a real recording, the *source*, so SoVITS can be used and checked
-on its own. The pieces are those of the official inference (`GPT_SoVITS/inference_webui.py`,
-`get_tts_wav`; reference §3.3-3.4, §13.11):
+on its own. The pieces are those of the official inference
+(`GPT_SoVITS/inference_webui.py · get_tts_wav @48b1a01`, which calls
+`SynthesizerTrn.extract_latent` and `SynthesizerTrn.decode`):
 
 - semantic codes: the source at 16 kHz, fed to the content encoder (HuBERT) as the official
   inference feeds its reference audio — unscaled, with int(32000·0.3) = 9600 zeros appended
-  (official quirk §13.11: 0.6 s, not 0.3 s) — then `extract_latent` → codes [1, 1, T_c]. We
-  drop the codes of the appended zeros, so the output is as long as the source (÷ speed);
+  (official quirk of `get_tts_wav`: 0.6 s, not 0.3 s) — then `extract_latent` → codes
+  [1, 1, T_c]. We drop the codes of the appended zeros, so the output is as long as the source
+  (÷ speed);
 - timbre: the linear spectrogram of each reference at 32 kHz (`get_spepc`: divided by
   min(2, peak) when the peak exceeds 1); several references → their style vectors are
   averaged (`decode` with a list);

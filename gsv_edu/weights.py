@@ -18,20 +18,22 @@ uses `torch.load(..., weights_only=True)`, which only rebuilds tensors and plain
 the one foreign class of official exports, `utils.HParams`, is mapped to our own inert
 `HParams` below (`torch.serialization.safe_globals`). The official code is never imported.
 
-Version tags (reference §6.2, §6.4): v1/v2 files are plain zip archives (first bytes "PK").
+Version tags (`GPT_SoVITS/process_ckpt.py · my_save2, get_sovits_version_from_path_fast,
+load_sovits_new @48b1a01`): v1/v2 files are plain zip archives (first bytes "PK").
 Later versions overwrite the first two bytes with a tag ("05" v2Pro, "06" v2ProPlus, "03"/"04"
 v3/v4 LoRA; "00"/"01"/"02" are old v1/v2/v3 tags). v1 and v2 are told apart by the rows of
 `enc_p.text_embedding.weight` (322 → v1, 732 → v2: the sizes of the two symbol tables), as the
-official inference UI does. v2Pro/v2ProPlus weights have `sv_emb`/`ge_to512`/`prelu` keys; the
-version comes from the tag ("05"/"06", `process_ckpt.my_save2`), else from the stored config,
+official inference UI does (`GPT_SoVITS/inference_webui.py · change_sovits_weights
+@48b1a01`). v2Pro/v2ProPlus weights have `sv_emb`/`ge_to512`/`prelu` keys; the version comes
+from the tag ("05"/"06", `process_ckpt.my_save2`), else from the stored config,
 else from the shapes (v2ProPlus: first HiFi-GAN upsampling kernel 20, s2v2ProPlus.json). The
 official pretrained s2Gv2Pro/s2Gv2ProPlus are plain zip archives that the official code
 recognises by the MD5 of their first 8192 bytes (`process_ckpt.hash_pretrained_dict`); their
 keys and shapes say the same here. `save_sovits` writes the tag of a v2Pro/v2ProPlus export, as
 `process_ckpt.savee` does.
 
-Training checkpoints (mirrors `utils.save_checkpoint` / `utils.load_checkpoint` /
-`utils.latest_checkpoint_path`, reference §6.1) live in `RUN/logs_s2_{version}/` as in the
+Training checkpoints (mirrors `GPT_SoVITS/utils.py · save_checkpoint, load_checkpoint,
+latest_checkpoint_path @48b1a01`) live in `RUN/logs_s2_{version}/` as in the
 official experiment folder, and hold the official keys above, so the official trainer can
 resume from them, plus gsv_edu's keys for an exact resume (the official trainer ignores them):
 
@@ -92,7 +94,8 @@ __all__ = [
 
 OFFICIAL_HPARAMS_NAME = "utils.HParams"  # module.qualname of the official config class (GPT_SoVITS/utils.py)
 
-# First two bytes of a weight file → what the official reader makes of them (reference §6.2).
+# First two bytes of a weight file → what the official reader makes of them
+# (GPT_SoVITS/process_ckpt.py · head2version @48b1a01, used by get_sovits_version_from_path_fast).
 HEADER_TAGS = {b"00": "v1", b"01": "v2", b"02": "v3", b"03": "v3 (LoRA)", b"04": "v4 (LoRA)",
                b"05": "v2Pro", b"06": "v2ProPlus"}
 SUPPORTED_TAGS = {b"00", b"01", b"05", b"06"}
@@ -102,7 +105,9 @@ PRO_VERSIONS = ("v2Pro", "v2ProPlus")
 OFFICIAL_PRETRAINED_MD5 = {"c7e9fce2223f3db685cdfa1e6368728a": "v2Pro",       # s2Gv2Pro.pth
                            "66b313e39455b57ab1b0bc0b239c9d0a": "v2ProPlus"}   # s2Gv2ProPlus.pth
 
-# Keys that only later model versions have (reference §5, §12).
+# Keys that only later model versions have (GPT_SoVITS/module/models.py @48b1a01:
+# SynthesizerTrnV3.__init__ makes bridge, wns1, cfm; SynthesizerTrn.__init__ makes sv_emb,
+# ge_to512, prelu for v2Pro/v2ProPlus).
 LATER_VERSION_KEYS = {"bridge.": "v3/v4", "wns1.": "v3/v4", "cfm.": "v3/v4"}
 PRO_KEYS = ("sv_emb.", "ge_to512.", "prelu.")
 TEXT_TABLE_ROWS = {rows: version for version, rows in EXPECTED_COUNTS.items()}  # {322: "v1", 732: "v2"}
@@ -553,7 +558,8 @@ def _unwrap(model):
 
 
 def save_sovits(model, path: str | os.PathLike, hps: Any, epoch: int, step: int, *, enc_q: bool = False) -> str:
-    """Write the official export format of `process_ckpt.savee` (reference §6.2); returns the path.
+    """Write the official export format of `GPT_SoVITS/process_ckpt.py · savee @48b1a01`; returns
+    the path.
 
     An OrderedDict with `weight` (every state-dict entry whose key does not contain "enc_q", as
     float16), `config` (the training config as a `utils.HParams`), `info`
@@ -564,7 +570,9 @@ def save_sovits(model, path: str | os.PathLike, hps: Any, epoch: int, step: int,
     Written atomically (temporary file, then `os.replace`).
 
     enc_q=True keeps the posterior encoder's tensors too, in their state-dict place: the format of
-    an official *pretrained* s2G (`s2G2333k.pth`, reference §6.3), which `load_sovits` also reads.
+    an official *pretrained* s2G (`s2G2333k.pth` of `config.py · pretrained_sovits_name @48b1a01`;
+    that it holds `enc_q` is inferred from its published size, no official code states it), which
+    `load_sovits` also reads.
 
     v2Pro / v2ProPlus exports start with "05" / "06" instead of "PK" (`process_ckpt.my_save2`: the
     official UI reads the version from these two bytes and puts "PK" back before torch.load); with

@@ -1,7 +1,7 @@
 """`SynthesizerTrn`, the whole SoVITS generator, and the re-exported discriminator.
 
-Mirrors `SynthesizerTrn` in `GPT_SoVITS/module/models.py` for v1, v2, v2Pro and v2ProPlus
-(reference §2, §3).
+Mirrors `GPT_SoVITS/module/models.py · SynthesizerTrn @48b1a01` for v1, v2, v2Pro and
+v2ProPlus.
 It is a VITS (Kim et al. 2021) variational autoencoder whose prior is computed not from text
 alone but from quantized HuBERT content, phonemes and a reference style vector:
 
@@ -150,8 +150,9 @@ class SynthesizerTrn(nn.Module):
     def reference_style(self, spec: torch.Tensor, spec_mask: torch.Tensor) -> torch.Tensor:
         """ge [B, G, 1] from a linear spectrogram [B, spec_channels, T] and its mask [B, 1, T].
 
-        Official quirk (reference §2.4, §13.6): the "MelStyleEncoder" gets the linear magnitude
-        spectrogram, cut to its first 704 bins for v2.
+        Official quirk (`GPT_SoVITS/module/models.py · SynthesizerTrn.forward` and
+        `SynthesizerTrn.decode @48b1a01` pass `y[:, :704]`): the "MelStyleEncoder" gets the
+        linear magnitude spectrogram, cut to its first 704 bins for v2.
         """
         if spec.dim() != 3 or spec.size(1) < self.ref_bins:
             raise ValueError(f"expected a spectrogram [B, {self.spec_channels}, T], got {tuple(spec.shape)}")
@@ -187,9 +188,9 @@ class SynthesizerTrn(nn.Module):
         """ssl [B, ssl_dim, T] → quantizer outputs (quantized [B, ssl_dim, T/2], codes [n_q, B, T/2],
         commit_loss, quantized_list) of `ssl_proj(ssl)`.
 
-        As officially (reference §3.1 step 2, §13.2): this part always runs in float32 with
-        autocast disabled, and with `freeze_quantizer` ssl_proj and the quantizer are switched to
-        eval mode. The official code relies on the eval-mode codebook lookup to cut the gradient
+        As in `GPT_SoVITS/module/models.py · SynthesizerTrn.forward @48b1a01`: this part always
+        runs in float32 with autocast disabled, and with `freeze_quantizer` ssl_proj and the
+        quantizer are switched to eval mode. The official code relies on the eval-mode codebook lookup to cut the gradient
         to ssl_proj ("frozen by accident"); we say it explicitly with `torch.no_grad()`, which
         gives the same values and the same (absent) gradients.
         """
@@ -220,7 +221,7 @@ class SynthesizerTrn(nn.Module):
     def forward(self, ssl: torch.Tensor, y: torch.Tensor, y_lengths: torch.Tensor, text: torch.Tensor,
                 text_lengths: torch.Tensor, sv_emb: torch.Tensor | None = None, *,
                 eps: torch.Tensor | None = None, slice_uniform: torch.Tensor | None = None):
-        """The training forward (reference §3.1).
+        """The training forward (`GPT_SoVITS/module/models.py · SynthesizerTrn.forward @48b1a01`).
 
         ssl [B, ssl_dim, T] content features, y [B, spec_channels, T] linear spectrogram (T even),
         y_lengths [B], text [B, L] phoneme ids, text_lengths [B]; v2Pro: sv_emb [B, sv_dim], the
@@ -250,7 +251,9 @@ class SynthesizerTrn(nn.Module):
     def infer(self, ssl: torch.Tensor, y: torch.Tensor, y_lengths: torch.Tensor, text: torch.Tensor,
               text_lengths: torch.Tensor, test: int | None = None, noise_scale: float = 0.5, *,
               eps: torch.Tensor | None = None):
-        """Re-synthesis from content features (reference §3.2): the prior replaces the posterior.
+        """Re-synthesis from content features: the prior replaces the posterior.
+
+        Mirrors `GPT_SoVITS/module/models.py · SynthesizerTrn.infer @48b1a01`.
 
         z_p = m_p + ε·exp(logs_p)·noise_scale (ε default one `torch.randn_like(m_p)`),
         z = flow⁻¹(z_p), o = dec(z·mask). Returns (o [B, 1, T·hop], y_mask, (z, z_p, m_p, logs_p)).
@@ -280,7 +283,10 @@ class SynthesizerTrn(nn.Module):
                noise_scale: float = 0.5, speed: float = 1,
                sv_emb: torch.Tensor | list[torch.Tensor] | None = None, *,
                eps: torch.Tensor | None = None) -> torch.Tensor:
-        """Text-to-speech synthesis from semantic tokens (reference §3.3), as the inference UI calls it.
+        """Text-to-speech synthesis from semantic tokens, as the inference UI calls it.
+
+        Mirrors `GPT_SoVITS/module/models.py · SynthesizerTrn.decode @48b1a01`, as
+        `GPT_SoVITS/inference_webui.py · get_tts_wav @48b1a01` calls it.
 
         codes [n_q=1, B, T_c] (quantizer layer first), text [B, L] phoneme ids of the text to speak,
         refer: a spectrogram [B, spec_channels, T_r] or a list of them (their ge's are averaged).
@@ -326,7 +332,9 @@ class SynthesizerTrn(nn.Module):
         return self.dec(z * y_mask, g=ge)  # [B, 1, 640·T']
 
     def extract_latent(self, x: torch.Tensor) -> torch.Tensor:
-        """Semantic tokens of content features x [B, ssl_dim, T] → codes [B, n_q, T/2] (reference §3.4).
+        """Semantic tokens of content features x [B, ssl_dim, T] → codes [B, n_q, T/2].
+
+        Mirrors `GPT_SoVITS/module/models.py · SynthesizerTrn.extract_latent @48b1a01`.
 
         Note the order: batch first here, quantizer layer first in `decode`.
         """

@@ -1,7 +1,7 @@
 """Train SoVITS (GPT-SoVITS stage s2): `python -m gsv_edu.train --data DIR --out RUN`.
 
-The command line and the `train()` function around `GPT_SoVITS/s2_train.py`'s counterparts
-(reference §8):
+The command line and the `train()` function around the counterparts in
+`GPT_SoVITS/s2_train.py · main, run, train_and_evaluate @48b1a01`:
 - `run`: `train()` and `TrainingRun`: set-up, resume, the loop over epochs and batches, the
   checkpoints (`RUN/logs_s2_{version}/G_*.pth`, `D_*.pth`), the exported weights
   (`RUN/weights/{name}_e{epoch}_s{step}.pth`, the format the official inference UI loads) and

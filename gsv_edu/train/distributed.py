@@ -1,7 +1,8 @@
 """One process or several: the process group of a `torchrun` launch, and the device of this process.
 
 The official trainer starts one process per GPU itself (`torch.multiprocessing.spawn`) and
-always initialises a process group (nccl; gloo on Windows/CPU; reference §8). We leave the
+always initialises a process group (nccl; gloo on Windows/CPU; `GPT_SoVITS/s2_train.py · main,
+run @48b1a01`). We leave the
 launching to `torchrun` (`python -m torch.distributed.run --nproc_per_node N -m gsv_edu.train`),
 which sets `RANK`, `WORLD_SIZE`, `LOCAL_RANK`, `MASTER_ADDR`, `MASTER_PORT` for each process; a
 plain `python -m gsv_edu.train` is a single process without a process group.

@@ -1,6 +1,7 @@
 """What a training run writes for people to read: a log file, TensorBoard, and a JSONL of the scalars.
 
-Mirrors the logging of `GPT_SoVITS/s2_train.py` (reference §8): rank 0 writes `train.log`
+Mirrors the logging of `GPT_SoVITS/s2_train.py · run, train_and_evaluate @48b1a01` (through
+`GPT_SoVITS/utils.py · get_logger, summarize`): rank 0 writes `train.log`
 and TensorBoard summaries into the experiment folder, with the official tag names
 (`loss/g/total`, `loss/d/total`, `learning_rate`, `grad_norm_d`, `grad_norm_g`,
 `loss/g/fm`, `loss/g/mel`, `loss/g/kl_ssl`, `loss/g/kl`, `loss/g/{i}`, `loss/d_r/{i}`,

@@ -1,8 +1,8 @@
 """One training run: set up or resume, loop over epochs and batches, checkpoint, export, log.
 
-Mirrors `run()` (set-up, resume or pretrained initialisation, schedulers, the epoch loop) and
-`train_and_evaluate()` (one epoch: steps, logging, checkpoints) of `GPT_SoVITS/s2_train.py`
-(reference §8); the step itself is `gsv_edu.train.step.Trainer.train_step`. `train()` is the
+Mirrors `GPT_SoVITS/s2_train.py · run` (set-up, resume or pretrained initialisation,
+schedulers, the epoch loop) and `train_and_evaluate` (one epoch: steps, logging, checkpoints)
+@48b1a01; the step itself is `gsv_edu.train.step.Trainer.train_step`. `train()` is the
 function behind `python -m gsv_edu.train` (`gsv_edu.train.cli`).
 
 The run folder (`RUN`) is laid out like the official experiment folder:
@@ -13,8 +13,9 @@ The run folder (`RUN`) is laid out like the official experiment folder:
     RUN/train.log, RUN/events.out.tfevents.*, RUN/metrics.jsonl   logs, see gsv_edu.train.logs
 
 Order of events, as the official: before the first epoch the schedulers are stepped once
-(quirk §13.9); after each batch: log every `log_interval` steps; at the end of an epoch:
-checkpoint (+ export) every `save_every_epoch` epochs, then a scheduler step. gsv_edu adds
+(quirk of `GPT_SoVITS/s2_train.py · run @48b1a01`); after each batch: log every
+`log_interval` steps; at the end of an epoch: checkpoint (+ export) every `save_every_epoch`
+epochs, then a scheduler step. gsv_edu adds
 checkpoints every `save_every_steps` steps, the stop at `max_steps` (with a checkpoint), and
 an export at the end.
 
@@ -24,9 +25,10 @@ before its scheduler step) resumes exactly.
 
 Deliberate difference: the official resume recomputes `global_step = (epoch - 1) · len(loader)`,
 starts the next epoch from its first batch, and re-creates the schedulers, stepping them
-`epoch` times (reference §8). Since the optimizer state it restores already carries the
-decayed learning rate, the decay is, by our reading, applied a second time on each resume
-(base·γ^(2e+1) instead of base·γ^(e+1) in epoch e+1; with γ = 0.999875 a small effect). We
+`epoch` times (`GPT_SoVITS/s2_train.py · run @48b1a01`). Since the optimizer state it
+restores already carries the decayed learning rate, the decay is, by our reading, applied a
+second time on each resume (base·γ^(2e+1) instead of base·γ^(e+1) in epoch e+1; with
+γ = 0.999875 a small effect). We
 restore the step, the data position, the scheduler and the RNG states instead (the gsv_edu
 keys of the checkpoint, `gsv_edu.weights`; `gsv_edu.train.rng`), so a resumed run continues
 exactly where it stopped. An official checkpoint without our keys is resumed the official way
@@ -159,7 +161,7 @@ class TrainingRun:
             cfg.save(run_dir / CONFIG_FILE)
         self.trainer.wrap_ddp()
         if not exact:
-            self.trainer.step_schedulers()  # official quirk (reference §13.9): before the first epoch too
+            self.trainer.step_schedulers()  # official quirk (s2_train.py · run): before epoch 1 too
         if rng_state is not None:
             restore_rng_state(rng_state, ctx.device)
 

@@ -1,11 +1,11 @@
 """One SoVITS training step, and the models, optimizers and schedulers it updates.
 
-Mirrors `GPT_SoVITS/s2_train.py` (`run` and `train_and_evaluate`; reference §8). The model is
+Mirrors `GPT_SoVITS/s2_train.py · run, train_and_evaluate @48b1a01`. The model is
 a VITS-style VAE trained as a GAN (Kim et al. 2021, "Conditional Variational Autoencoder with
 Adversarial Learning for End-to-End Text-to-Speech"): per batch,
 
-1. G forward (`SynthesizerTrn.forward`, reference §3.1): a random window of `segment_frames`
-   latent frames is decoded into y_hat [B, 1, segment_size];
+1. G forward (`GPT_SoVITS/module/models.py · SynthesizerTrn.forward`): a random window of
+   `segment_frames` latent frames is decoded into y_hat [B, 1, segment_size];
 2. the targets: mel of the real spectrogram cut at the same window (`spec_to_mel` then
    `slice_segments`), mel of y_hat (`mel_spectrogram`), and the real waveform window
    (`slice_segments(wav, ids_slice · hop)`);
@@ -13,7 +13,7 @@ Adversarial Learning for End-to-End Text-to-Speech"): per batch,
 4. G step: D(y, y_hat) → loss_gen (LSGAN) + loss_fm (feature matching) + c_mel·L1(mel) +
    kl_ssl (commitment loss: 0, the quantizer is frozen) + c_kl·KL → AdamW step of G.
 
-Official quirks kept (they change numbers; reference §13.9):
+Official quirks kept (they change numbers; `GPT_SoVITS/s2_train.py · run, train_and_evaluate`):
 - AdamW with PyTorch's default `weight_decay=0.01`, which no config mentions;
 - the generator has four parameter groups: `enc_p.text_embedding`, `enc_p.encoder_text` and
   `enc_p.mrte` train at lr·text_low_lr_rate, everything else at lr;
@@ -74,9 +74,11 @@ def generator_param_groups(net_g: torch.nn.Module, lr: float, text_low_lr_rate: 
 def grad_norm(parameters) -> torch.Tensor:
     """Total L2 norm of the gradients (parameters without a gradient are left out).
 
-    What the official `commons.clip_grad_value_(parameters, None)` returns: with clip_value
-    None it clips nothing and only measures (reference §13.9). Computed as one tensor (the
-    official sums Python floats, one device sync per parameter); 0-d float32 tensor.
+    What the official `commons.clip_grad_value_(parameters, None)` returns
+    (`GPT_SoVITS/module/commons.py · clip_grad_value_ @48b1a01`, called so from
+    `GPT_SoVITS/s2_train.py · train_and_evaluate`): with clip_value None it clips nothing and
+    only measures. Computed as one tensor (the official sums Python floats, one device sync per
+    parameter); 0-d float32 tensor.
     """
     norms = [p.grad.detach().float().norm(2) for p in parameters if p.grad is not None]
     if not norms:
@@ -150,7 +152,7 @@ class Trainer:
                                     **config.model_kwargs()).to(self.device)
         self.net_d = MultiPeriodDiscriminator(config.model.use_spectral_norm, config.version,
                                               channel_divisor=tc.disc_channel_divisor).to(self.device)
-        # official quirk (reference §13.9): AdamW's default weight_decay=0.01 is active.
+        # official quirk (s2_train.py · run sets no weight_decay): AdamW's default 0.01 is active.
         self.optim_g = torch.optim.AdamW(generator_param_groups(self.net_g, tc.learning_rate, tc.text_low_lr_rate),
                                          tc.learning_rate, betas=tuple(tc.betas), eps=tc.eps)
         self.optim_d = torch.optim.AdamW(self.net_d.parameters(), tc.learning_rate, betas=tuple(tc.betas), eps=tc.eps)
@@ -178,7 +180,7 @@ class Trainer:
     def step_schedulers(self) -> None:
         """One ExponentialLR step for G and D (end of an epoch; and once before the first, official quirk)."""
         with warnings.catch_warnings():
-            # official quirk (reference §13.9): stepped before any optimizer step; PyTorch warns.
+            # official quirk (s2_train.py · run): stepped before any optimizer step; PyTorch warns.
             warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
             self.sched_g.step()
             self.sched_d.step()
