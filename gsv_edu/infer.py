@@ -19,7 +19,11 @@ on its own. The pieces are those of the official inference
   averaged (`decode` with a list);
 - phones: `clean_text` of the text (a final "." / "。" is added when the text does not end
   with punctuation, as the official does) → symbol ids;
-- `SynthesizerTrn.decode(codes, phones, refs, noise_scale, speed)` → 32 kHz waveform.
+- v2Pro/v2ProPlus: the speaker vector of each reference (`GPT_SoVITS/sv.py`): its 32 kHz audio
+  (after the same peak division) resampled to 16 kHz with torchaudio's sinc kernel, Kaldi fbank,
+  `ERes2NetV2.forward3` (`gsv_edu.sv`); `--sv` names the speaker-verification model (the official
+  pretrained_eres2netv2w24s4ep4.ckpt, or `tiny` for a tiny-v2pro model prepared with `--sv tiny`);
+- `SynthesizerTrn.decode(codes, phones, refs, noise_scale, speed, sv_emb)` → 32 kHz waveform.
 
 Python use (e.g. in a notebook):
 
@@ -41,11 +45,12 @@ import torch
 from gsv_edu import audio
 from gsv_edu.config import Config
 from gsv_edu.hubert import features, load_content_encoder
+from gsv_edu.sv import TINY_SV_SEED, ERes2NetV2, SpeakerVector, build_preset
 from gsv_edu.text import clean_text, cleaned_text_to_sequence, normalize_language
-from gsv_edu.weights import CheckpointError, load_sovits
+from gsv_edu.weights import CheckpointError, load_sovits, load_sv_model
 
-__all__ = ["load_model", "load_encoder", "synthesize", "reference_spectrogram", "source_codes", "text_to_ids",
-           "InferenceError", "main"]
+__all__ = ["load_model", "load_encoder", "load_speaker_verifier", "synthesize", "reference_spectrogram",
+           "reference_speaker_vector", "source_codes", "text_to_ids", "InferenceError", "main"]
 
 # A file path; an array at 32 kHz; or (array, sampling_rate).
 AudioInput = Union[str, os.PathLike, np.ndarray, torch.Tensor, tuple]
@@ -111,8 +116,8 @@ def _name(item: AudioInput) -> str:
     return os.fspath(item) if isinstance(item, (str, os.PathLike)) else "(array)"
 
 
-def reference_spectrogram(ref: AudioInput, config, device="cpu") -> torch.Tensor:
-    """Linear spectrogram [1, 1025, T] of a reference at 32 kHz (official `get_spepc`)."""
+def _reference_audio(ref: AudioInput, config) -> torch.Tensor:
+    """A reference at 32 kHz [N], divided by min(2, peak) when the peak exceeds 1 (official `get_spepc`)."""
     dc = config.data
     y = torch.from_numpy(_load(ref, dc.sampling_rate, "--ref"))
     peak = float(y.abs().max())
@@ -121,7 +126,37 @@ def reference_spectrogram(ref: AudioInput, config, device="cpu") -> torch.Tensor
     if y.numel() < dc.filter_length:
         raise InferenceError(f"--ref {_name(ref)}: the reference is too short ({y.numel() / dc.sampling_rate:.2f} s); "
                              f"give at least a second of speech (3-10 s is what the official UI asks for)")
+    return y
+
+
+def reference_spectrogram(ref: AudioInput, config, device="cpu") -> torch.Tensor:
+    """Linear spectrogram [1, 1025, T] of a reference at 32 kHz (official `get_spepc`)."""
+    dc = config.data
+    y = _reference_audio(ref, config)
     return audio.spectrogram(y.unsqueeze(0), dc.filter_length, dc.hop_length, dc.win_length).to(device)  # [1, F, T]
+
+
+def load_speaker_verifier(sv, device: str | torch.device = "cpu") -> SpeakerVector:
+    """The v2Pro speaker-verification front: an ERes2NetV2 file (the official
+    pretrained_eres2netv2w24s4ep4.ckpt), "tiny" (the seeded tiny model of `prepare --sv tiny`),
+    an `ERes2NetV2` or a `SpeakerVector`."""
+    if isinstance(sv, SpeakerVector):
+        return sv.to(device).eval()
+    if isinstance(sv, ERes2NetV2):
+        return SpeakerVector(sv).to(device)
+    if sv == "tiny":
+        return SpeakerVector(build_preset("tiny", seed=TINY_SV_SEED)).to(device)
+    try:
+        return SpeakerVector(load_sv_model(sv)).to(device)
+    except CheckpointError as e:
+        raise InferenceError(f"--sv {e}") from None
+
+
+@torch.no_grad()
+def reference_speaker_vector(ref: AudioInput, config, verifier: SpeakerVector, device="cpu") -> torch.Tensor:
+    """The v2Pro speaker vector [1, D] of a reference: its peak-limited 32 kHz audio → 16 kHz → fbank → forward3."""
+    y = _reference_audio(ref, config).to(device)
+    return verifier.from_32k(y.unsqueeze(0))  # [1, D]
 
 
 @torch.no_grad()
@@ -161,14 +196,16 @@ def text_to_ids(text: str, lang: str, version: str = "v2") -> torch.Tensor:
 
 def synthesize(model, *, ref: AudioInput | list[AudioInput], source: AudioInput, text: str, lang: str,
                encoder=None, hubert: str | os.PathLike | None = None, noise_scale: float = 0.5,
-               speed: float = 1.0, seed: int | None = None) -> np.ndarray:
+               speed: float = 1.0, seed: int | None = None, sv=None) -> np.ndarray:
     """32 kHz float32 waveform [N] saying `text` with the timbre of `ref` and the codes of `source`.
 
     `model`: from `load_model` (or any eval-mode SynthesizerTrn).
     Audio (`ref`, `source`): a file path, a float array at 32 kHz, or (array, sampling_rate).
     `ref`: one reference or a list (their style vectors are averaged). `encoder`: a loaded
     content encoder (else `hubert` folder, else the shipped small HuBERT). `seed`: fixes the
-    prior noise (noise_scale 0 is deterministic anyway).
+    prior noise (noise_scale 0 is deterministic anyway). `sv` (v2Pro/v2ProPlus models only): the
+    speaker-verification model (`load_speaker_verifier`: a file, "tiny", or a loaded model); each
+    reference gets its own speaker vector, as in the official UI.
     """
     if speed <= 0:
         raise InferenceError(f"--speed must be positive, got {speed}")
@@ -182,13 +219,28 @@ def synthesize(model, *, ref: AudioInput | list[AudioInput], source: AudioInput,
     if not refs:
         raise InferenceError("--ref: give at least one reference recording")
     specs = [reference_spectrogram(r, config, device) for r in refs]
+    sv_emb = None
+    if getattr(model, "is_v2pro", False):
+        if sv is None:
+            raise InferenceError(f"--sv: a {model.version} model needs the speaker-verification model its data was "
+                                 f"prepared with (the official pretrained_eres2netv2w24s4ep4.ckpt, or 'tiny'; "
+                                 f"prepare_info.json says which)")
+        verifier = load_speaker_verifier(sv, device)
+        if verifier.vector_dim != model.sv_dim:
+            raise InferenceError(f"--sv: the speaker-verification model gives {verifier.vector_dim}-dim vectors but the "
+                                 f"{model.version} model expects {model.sv_dim} (official: 20480 = "
+                                 f"pretrained_eres2netv2w24s4ep4.ckpt; 1280 = --sv tiny)")
+        vectors = [reference_speaker_vector(r, config, verifier, device) for r in refs]  # each [1, D]
+        sv_emb = vectors if len(vectors) > 1 else vectors[0]
+    elif sv is not None:
+        raise InferenceError(f"--sv: a {model.version} model takes no speaker vector (only v2Pro/v2ProPlus do)")
     codes = source_codes(model, encoder, source, device)  # [1, 1, T_c]
     phones = text_to_ids(text, lang, model.version).to(device)  # [1, L]
     if seed is not None:
         torch.manual_seed(seed)
     with torch.no_grad():
         wav = model.decode(codes, phones, specs if len(specs) > 1 else specs[0], noise_scale=noise_scale,
-                           speed=speed)  # [1, 1, N]
+                           speed=speed, sv_emb=sv_emb)  # [1, 1, N]
     return wav[0, 0].float().cpu().numpy()
 
 
@@ -221,6 +273,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="content encoder folder (default: gsv_edu's small HuBERT; official weights need "
                              "chinese-hubert-base)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the prior noise")
+    parser.add_argument("--sv", default=None, metavar="CKPT|tiny",
+                        help="v2Pro/v2ProPlus only: the speaker-verification model the training data was prepared "
+                             "with (official pretrained_eres2netv2w24s4ep4.ckpt, or 'tiny')")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (default 1, as gsv_edu.train)")
     args = parser.parse_args(argv)
@@ -228,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model = load_model(args.sovits, args.device)
         wav = synthesize(model, ref=args.ref, source=args.source, text=args.text, lang=args.lang,
-                         hubert=args.hubert, noise_scale=args.noise_scale, speed=args.speed, seed=args.seed)
+                         hubert=args.hubert, noise_scale=args.noise_scale, speed=args.speed, seed=args.seed,
+                         sv=args.sv)
         out = Path(args.out)
         if out.parent and not out.parent.exists():
             out.parent.mkdir(parents=True, exist_ok=True)

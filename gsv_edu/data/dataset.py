@@ -7,9 +7,11 @@ Mirrors `GPT_SoVITS/module/data_utils.py · TextAudioSpeakerLoader, TextAudioSpe
     2-name2text.txt      name \\t phones \\t word2ph \\t text      (one line per utterance)
     4-cnhubert/{name}.pt  content features [1, D, T'] float32
     5-wav32k/{name}       16-bit WAV at 32 kHz
+    7-sv_cn/{name}.pt     v2Pro/v2ProPlus: the speaker vector [1, D]
 
 Selection (the official order of operations):
-1. names present in all three (lines of 2-name2text.txt with exactly 4 tab fields);
+1. names present in all three (all four for v2Pro) (lines of 2-name2text.txt with exactly 4 tab
+   fields);
 2. fewer than 100 → the list is repeated max(2, int(100 / n)) times (tiny data sets still fill
    an epoch);
 3. shuffled with seed 1234;
@@ -17,7 +19,8 @@ Selection (the official order of operations):
    file size as size / 32000 / 2 seconds, is in (0.6 s, 54 s); `lengths` (for the bucket
    sampler) = size // (2 · hop) ≈ frames.
 
-An item is (ssl [D, T], spec [1025, T], wav [1, N], text ids [L] int64) with T = floor(N / 640).
+An item is (ssl [D, T], spec [1025, T], wav [1, N], text ids [L] int64) with T = floor(N / 640),
+plus the speaker vector sv [D_sv] for v2Pro/v2ProPlus (official: a fifth element, [1, 20480]).
 HuBERT gives one frame fewer than the spectrogram most of the time; that frame is added by
 repeating the last one (official).
 
@@ -43,7 +46,7 @@ from pathlib import Path
 import torch
 
 from gsv_edu import audio
-from gsv_edu.data.layout import (MAX_DURATION, MIN_DURATION, SSL_DIR, TEXT_FILE, WAV_DIR, align_to_spec,
+from gsv_edu.data.layout import (MAX_DURATION, MIN_DURATION, SSL_DIR, SV_DIR, TEXT_FILE, WAV_DIR, align_to_spec,
                                  content_frames_fit, read_name2text, wav_duration_from_size)
 from gsv_edu.text.symbols import symbol_to_id
 
@@ -59,7 +62,8 @@ class TextAudioSpeakerDataset(torch.utils.data.Dataset):
     """(ssl, spec, wav, text ids) items of a prepared folder, filtered as the official loader.
 
     `config`: a `gsv_edu.config.Config` (its `data` section is used) or a `DataConfig`.
-    `version`: symbol table of the phones ("v1" / "v2").
+    `version`: the model version: symbol table of the phones ("v1" / "v2"), and for "v2Pro" /
+    "v2ProPlus" the speaker vectors of `7-sv_cn/` (a fifth item element).
     Attributes: `items` [(name, phone ids)], `lengths` (frames, for the bucket sampler),
     `skipped` (Counter of filter reasons), `ssl_dir`, `wav_dir`.
     """
@@ -71,8 +75,9 @@ class TextAudioSpeakerDataset(torch.utils.data.Dataset):
         self.filter_length, self.hop_length, self.win_length = data.filter_length, data.hop_length, data.win_length
         self.version = version
         self.ssl_dir, self.wav_dir = self.root / SSL_DIR, self.root / WAV_DIR
+        self.sv_dir = self.root / SV_DIR if version in ("v2Pro", "v2ProPlus") else None
         text_path = self.root / TEXT_FILE
-        for needed in (text_path, self.ssl_dir, self.wav_dir):
+        for needed in (text_path, self.ssl_dir, self.wav_dir) + ((self.sv_dir,) if self.sv_dir else ()):
             if not needed.exists():
                 raise FileNotFoundError(f"{needed}: missing; {self.root} is not a prepared folder "
                                         f"(run: python -m gsv_edu.prepare --list LIST --out {self.root})")
@@ -84,11 +89,15 @@ class TextAudioSpeakerDataset(torch.utils.data.Dataset):
                            len(bad_lines), ", ".join(map(str, bad_lines[:10])))
         with_ssl = {n[:-3] for n in os.listdir(self.ssl_dir) if n.endswith(".pt")}
         with_wav = set(os.listdir(self.wav_dir))
-        names = sorted(set(phones) & with_ssl & with_wav)
+        names = set(phones) & with_ssl & with_wav
+        if self.sv_dir is not None:
+            names &= {n[:-3] for n in os.listdir(self.sv_dir) if n.endswith(".pt")}
+        names = sorted(names)
         missing = len(phones) - len(names)
         if missing:
             self.skipped["no .pt or wav file"] += missing
-            logger.warning("%s: %d name(s) without both 4-cnhubert/{name}.pt and 5-wav32k/{name}", self.root, missing)
+            logger.warning("%s: %d name(s) without all of 4-cnhubert/{name}.pt, 5-wav32k/{name}%s", self.root, missing,
+                           ", 7-sv_cn/{name}.pt" if self.sv_dir else "")
         if not names:
             raise ValueError(f"{self.root}: no utterance has all of {TEXT_FILE} line, {SSL_DIR}/{{name}}.pt "
                              f"and {WAV_DIR}/{{name}}")
@@ -126,8 +135,9 @@ class TextAudioSpeakerDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def load_item(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Load item `index` or raise (no substitution): (ssl [D,T], spec [F,T], wav [1,N], text [L])."""
+    def load_item(self, index: int) -> tuple[torch.Tensor, ...]:
+        """Load item `index` or raise (no substitution): (ssl [D,T], spec [F,T], wav [1,N], text [L]),
+        and sv [D_sv] for v2Pro."""
         name, phone_ids = self.items[index]
         wav_path = self.wav_dir / name
         y = audio.load_audio(wav_path, self.sampling_rate, allow_silent=True)  # [N] float in [-1, 1]
@@ -146,7 +156,14 @@ class TextAudioSpeakerDataset(torch.utils.data.Dataset):
         # official: HuBERT has one frame fewer than the spectrogram; repeat its last frame
         ssl = align_to_spec(ssl, frames)  # [D, T]
         text = torch.tensor(phone_ids, dtype=torch.long)  # [L]
-        return ssl, spec, wav, text
+        if self.sv_dir is None:
+            return ssl, spec, wav, text
+        sv_path = self.sv_dir / f"{name}.pt"
+        sv = torch.load(sv_path, map_location="cpu", weights_only=True)  # [1, D_sv] (official format)
+        if not isinstance(sv, torch.Tensor) or sv.dim() != 2 or sv.shape[0] != 1:
+            raise ValueError(f"{sv_path}: expected a speaker vector [1, D], got "
+                             f"{tuple(sv.shape) if isinstance(sv, torch.Tensor) else type(sv).__name__}")
+        return ssl, spec, wav, text, sv[0].float()  # sv [D_sv]
 
     def __getitem__(self, index: int):
         """Item `index`; a broken item is logged and replaced by the loadable one nearest in length."""
@@ -179,7 +196,8 @@ class TextAudioSpeakerCollate:
     """Pad a list of items into the official batch tuple (mirrors data_utils.TextAudioSpeakerCollate).
 
     Returns (ssl [B, D, Ts], ssl_lengths [B], spec [B, F, Ts], spec_lengths [B], wav [B, 1, N],
-    wav_lengths [B], text [B, L] int64, text_lengths [B]), rows sorted by spectrogram length,
+    wav_lengths [B], text [B, L] int64, text_lengths [B]) and, for v2Pro items, sv [B, D_sv] last
+    (official: `sv_embs`), rows sorted by spectrogram length,
     longest first. ssl and spec are zero-padded to Ts = 2·(max//2 + 1) frames (always even and
     longer than the longest item, official), wav to the longest wav, text with 0 to the longest.
     Ties keep their input order (stable sort; the official sort is not guaranteed stable).
@@ -201,11 +219,14 @@ class TextAudioSpeakerCollate:
         wav = torch.zeros(n, 1, max_wav)  # [B, 1, N]
         text = torch.zeros(n, max_text, dtype=torch.long)  # [B, L]
         ssl_lengths, spec_lengths, wav_lengths, text_lengths = (torch.zeros(n, dtype=torch.long) for _ in range(4))
-        for i, (s, sp, w, t) in enumerate(rows):
+        for i, (s, sp, w, t) in enumerate(r[:4] for r in rows):
             ssl[i, :, : s.shape[-1]] = s
             spec[i, :, : sp.shape[-1]] = sp
             wav[i, :, : w.shape[-1]] = w
             text[i, : t.shape[0]] = t
             ssl_lengths[i], spec_lengths[i] = s.shape[-1], sp.shape[-1]
             wav_lengths[i], text_lengths[i] = w.shape[-1], t.shape[0]
-        return ssl, ssl_lengths, spec, spec_lengths, wav, wav_lengths, text, text_lengths
+        collated = (ssl, ssl_lengths, spec, spec_lengths, wav, wav_lengths, text, text_lengths)
+        if len(rows[0]) == 5:  # v2Pro: the speaker vectors, in the same (sorted) order
+            collated += (torch.stack([r[4] for r in rows]),)  # [B, D_sv]
+        return collated

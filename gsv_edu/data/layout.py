@@ -12,6 +12,9 @@ write at 48b1a01) and that `gsv_edu.data.dataset` and the trainer read (as
     5-wav32k/{name}        16-bit mono WAV at 32 kHz (the name is the list's basename, whatever
                            its extension: the key that joins the three outputs)
     6-name2semantic.tsv    header `item_name\\tsemantic_audio`, then name \\t codes (only with --sovits)
+    7-sv_cn/{name}.pt      v2Pro/v2ProPlus only: the speaker vector [1, D] (D = 20480 with the official
+                           ERes2NetV2) of the 5-wav32k audio resampled to 16 kHz
+                           (`prepare_datasets/2-get-sv.py`; `gsv_edu.sv`)
 
 and gsv_edu's additions: `prepare_info.json` (the content encoder's name, width D and
 fingerprint, the version, the list), `prepare_report.tsv` (the skipped items and why), and
@@ -41,7 +44,7 @@ import torch.nn.functional as F
 from gsv_edu.atomic import atomic_write_text
 from gsv_edu.config import Config, ConfigError
 
-__all__ = ["TEXT_FILE", "BERT_DIR", "SSL_DIR", "WAV_DIR", "SEMANTIC_FILE", "SEMANTIC_HEADER", "INFO_FILE", "REPORT_FILE",
+__all__ = ["TEXT_FILE", "BERT_DIR", "SSL_DIR", "WAV_DIR", "SV_DIR", "SEMANTIC_FILE", "SEMANTIC_HEADER", "INFO_FILE", "REPORT_FILE",
            "TEXT_ITEMS_DIR", "SEMANTIC_ITEMS_DIR", "WAV_HEADER_BYTES", "MIN_DURATION", "MAX_DURATION",
            "wav_duration_from_size", "read_name2text", "read_prepare_info", "write_prepare_info", "content_width",
            "check_prepared", "spec_frames", "content_frames_fit", "align_to_spec"]
@@ -50,6 +53,7 @@ TEXT_FILE = "2-name2text.txt"
 BERT_DIR = "3-bert"
 SSL_DIR = "4-cnhubert"
 WAV_DIR = "5-wav32k"
+SV_DIR = "7-sv_cn"
 SEMANTIC_FILE = "6-name2semantic.tsv"
 SEMANTIC_HEADER = "item_name\tsemantic_audio"
 INFO_FILE = "prepare_info.json"
@@ -118,6 +122,18 @@ def check_prepared(cfg: Config, data_dir: Path) -> None:
         raise ConfigError(f"{data_dir} holds {width}-dim content features (from {source}) but model.ssl_dim is "
                           f"{cfg.model.ssl_dim}: add --set model.ssl_dim={width}, or prepare the data with the "
                           f"content encoder this config expects (chinese-hubert-base: 768; gsv_edu's small HuBERT: 256)")
+    if cfg.version in ("v2Pro", "v2ProPlus"):
+        sv_dir = data_dir / SV_DIR
+        if not sv_dir.is_dir() or not any(name.endswith(".pt") for name in os.listdir(sv_dir)):
+            raise ConfigError(f"{cfg.version} trains on speaker vectors, but {sv_dir} is missing or empty: prepare "
+                              f"with --version {cfg.version} --sv CKPT (the official "
+                              f"pretrained_eres2netv2w24s4ep4.ckpt) or --sv tiny")
+        info = read_prepare_info(data_dir) or {}
+        sv_dim = info.get("sv_dim")
+        if sv_dim is not None and int(sv_dim) != cfg.model.sv_dim:
+            raise ConfigError(f"{data_dir} holds {sv_dim}-dim speaker vectors (from {info.get('sv_model', '?')}) but "
+                              f"model.sv_dim is {cfg.model.sv_dim}: add --set model.sv_dim={sv_dim}, or prepare with "
+                              f"the speaker-verification model this config expects (official: 20480; tiny: 1280)")
 
 
 def spec_frames(num_samples_32k: int, hop_length: int = 640) -> int:

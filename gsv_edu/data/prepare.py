@@ -19,7 +19,14 @@ file formats:
    the official script writes a WAV under that name with scipy, and every reader (ffmpeg,
    soundfile) recognises the WAV by its header, not its extension. We keep that, because the
    name is the key that joins the three outputs.
-3. semantic codes (`prepare_datasets/3-get-semantic.py`), only with `--sovits CKPT`:
+3. speaker vectors (`prepare_datasets/2-get-sv.py`), only for v2Pro/v2ProPlus (`--sv`):
+   `7-sv_cn/{name}.pt` = `ERes2NetV2.forward3` of the 80-bin Kaldi fbank of the `5-wav32k` audio
+   (int16 / 32768) resampled to 16 kHz with torchaudio's sinc kernel, [1, D] (`gsv_edu.sv`).
+   `--sv CKPT` takes the official `pretrained_eres2netv2w24s4ep4.ckpt` (D = 20480); `--sv tiny` a
+   randomly initialised tiny ERes2NetV2 (D = 1280, for the tiny-v2pro preset and the tests): a
+   speaker-verification model cannot be trained meaningfully on the five speakers of the sample
+   corpus, so the tiny one only exercises the path; its vectors carry no trained notion of voice.
+4. semantic codes (`prepare_datasets/3-get-semantic.py`), only with `--sovits CKPT`:
    `SynthesizerTrn.extract_latent(ssl)[0, 0]` → `6-name2semantic.tsv` (header
    `item_name\\tsemantic_audio`, then `name \\t codes joined by spaces`). SoVITS training (s2)
    quantizes on the fly and does not need them; they are the targets of the GPT stage (s1).
@@ -77,14 +84,15 @@ from gsv_edu.atomic import atomic_save, atomic_write, atomic_write_text
 from gsv_edu.config import SUPPORTED_VERSIONS
 from gsv_edu.data.layout import (INFO_FILE, MAX_DURATION, MIN_DURATION, REPORT_FILE, SEMANTIC_FILE, SEMANTIC_HEADER,
                                  SEMANTIC_ITEMS_DIR, SSL_DIR, TEXT_FILE, TEXT_ITEMS_DIR, WAV_DIR, WAV_HEADER_BYTES,
-                                 content_frames_fit, read_prepare_info, spec_frames, wav_duration_from_size,
+                                 SV_DIR, content_frames_fit, read_prepare_info, spec_frames, wav_duration_from_size,
                                  write_prepare_info)
 from gsv_edu.data.listfile import ListItem, read_list
 from gsv_edu.hubert import HuBERT, features, load_content_encoder
 from gsv_edu.hubert.features import MAX_PEAK
+from gsv_edu.sv import TINY_SV_SEED, ERes2NetV2, SpeakerVector, build_preset
 from gsv_edu.text import clean_text, preprocess_list_text
 from gsv_edu.text.symbols import PUNCTUATION, symbol_to_id
-from gsv_edu.weights import load_sovits, weights_fingerprint
+from gsv_edu.weights import load_sovits, load_sv_model, weights_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +100,7 @@ __all__ = ["prepare", "PrepareReport", "PrepareError", "BadItem"]
 
 FINGERPRINT_DIGITS = 12  # the fingerprints in prepare_info.json and the semantic cache's folder names
 NON_SPEECH_PHONES = {"SP", "SP2", "SP3"}  # pauses; with the punctuation phones, nothing to speak
+PRO_VERSIONS = ("v2Pro", "v2ProPlus")  # the versions that train on speaker vectors (7-sv_cn/)
 
 
 class PrepareError(RuntimeError):
@@ -123,7 +132,7 @@ class PrepareReport:
     out_dir: str
     prepared: list[str] = field(default_factory=list)   # usable names, in list order
     bad: list[BadItem] = field(default_factory=list)
-    computed: Counter = field(default_factory=Counter)  # steps done in this run: text/audio/semantic
+    computed: Counter = field(default_factory=Counter)  # steps done in this run: text/audio/sv/semantic
     reused: Counter = field(default_factory=Counter)    # steps found done by an earlier run
     content_encoder: str = ""
     ssl_dim: int = 0
@@ -138,8 +147,8 @@ class PrepareReport:
         lines = [f"prepared {len(self.prepared)} of {self.total} utterances into {self.out_dir} "
                  f"in {self.seconds:.1f} s",
                  f"  content encoder: {self.content_encoder} (D = {self.ssl_dim})",
-                 "  done in this run: " + ", ".join(f"{k} {self.computed[k]}" for k in ("text", "audio", "semantic")),
-                 "  reused from an earlier run: " + ", ".join(f"{k} {self.reused[k]}" for k in ("text", "audio", "semantic")),
+                 "  done in this run: " + ", ".join(f"{k} {self.computed[k]}" for k in ("text", "audio", "sv", "semantic")),
+                 "  reused from an earlier run: " + ", ".join(f"{k} {self.reused[k]}" for k in ("text", "audio", "sv", "semantic")),
                  f"  semantic codes: {self.semantic_note}"]
         if self.bad:
             lines.append(f"  {len(self.bad)} skipped (also in {os.path.join(self.out_dir, REPORT_FILE)}):")
@@ -241,6 +250,32 @@ def _audio_step(item: ListItem, out: Path, encoder, device: torch.device, report
     return ssl
 
 
+def _load_sv(sv, device: torch.device) -> tuple[SpeakerVector, str]:
+    """The speaker-vector front (`gsv_edu.sv.SpeakerVector`) and its name, from `--sv`."""
+    if isinstance(sv, ERes2NetV2):
+        model, name = sv, f"ERes2NetV2(vector_dim={sv.vector_dim})"
+    elif sv == "tiny":
+        model, name = build_preset("tiny", seed=TINY_SV_SEED), f"tiny ERes2NetV2 (random, seed {TINY_SV_SEED})"
+    else:
+        model, name = load_sv_model(sv), str(sv)
+    return SpeakerVector(model.eval()).to(device), name
+
+
+def _sv_step(item: ListItem, out: Path, front: SpeakerVector, device: torch.device, report: PrepareReport) -> None:
+    """Write `7-sv_cn/{name}.pt` [1, D]: the speaker vector of the prepared 32 kHz wav (2-get-sv.py)."""
+    path = out / SV_DIR / f"{item.name}.pt"
+    if path.is_file():
+        report.reused["sv"] += 1
+        return
+    _, y = wavfile.read(out / WAV_DIR / item.name)  # int16 [N], the loudness-mixed training audio
+    wav32k = torch.from_numpy(y.astype(np.float32) / 32768.0).unsqueeze(0).to(device)  # [1, N], as torchaudio.load
+    vector = front.from_32k(wav32k).float().cpu()  # [1, D]
+    if not torch.isfinite(vector).all():
+        raise ItemError("the speaker-verification model produced NaN/inf")
+    atomic_save(vector, path)
+    report.computed["sv"] += 1
+
+
 def _semantic_step(item: ListItem, out: Path, sovits, sovits_id: str, ssl: torch.Tensor | None,
                    device: torch.device, report: PrepareReport) -> str:
     """Space-joined semantic codes of one item, cached in `items/6-name2semantic/{sovits_id}/`."""
@@ -275,6 +310,12 @@ def _check_output_folder(out: Path, info_now: dict) -> None:
             f"{out} holds content features from {previous.get('content_encoder')} (D = {previous.get('ssl_dim')}), "
             f"but this run uses {info_now['content_encoder']} (D = {info_now['ssl_dim']}); use another --out "
             f"folder, or delete {out / SSL_DIR} and {out / INFO_FILE} to redo them")
+    has_vectors = (out / SV_DIR).is_dir() and any((out / SV_DIR).iterdir())
+    if has_vectors and "sv_fingerprint" in info_now and previous.get("sv_fingerprint") != info_now["sv_fingerprint"]:
+        raise PrepareError(
+            f"{out / SV_DIR} holds speaker vectors from {previous.get('sv_model')} (D = {previous.get('sv_dim')}), "
+            f"but this run uses {info_now['sv_model']} (D = {info_now['sv_dim']}); use another --out folder, "
+            f"or delete {out / SV_DIR} to redo them")
 
 
 def _sanitize(text: str) -> str:
@@ -282,20 +323,27 @@ def _sanitize(text: str) -> str:
 
 
 def prepare(list_path: str | os.PathLike, out_dir: str | os.PathLike, hubert=None, sovits=None,
-            version: str = "v2", *, device: str | torch.device = "cpu", hubert_name: str | None = None,
+            version: str = "v2", *, sv=None, device: str | torch.device = "cpu", hubert_name: str | None = None,
             progress: bool = True) -> PrepareReport:
     """Prepare the utterances of `list_path` into `out_dir` (official layout; module docstring).
 
     `hubert`: None (our small pretrained HuBERT), a Hugging Face folder (e.g.
     chinese-hubert-base), or a `HuBERT` instance (then `hubert_name` names it).
     `sovits`: None (no semantic codes), a SoVITS export/checkpoint path, or a model with
-    `extract_latent`. `version`: text front-end and symbol table ("v1"/"v2").
+    `extract_latent`. `version`: text front-end and symbol table ("v1"/"v2"; v2Pro/v2ProPlus use
+    v2's) and, for v2Pro/v2ProPlus, the speaker vectors: `sv` = an ERes2NetV2 state-dict file (the
+    official pretrained_eres2netv2w24s4ep4.ckpt), "tiny" (a random tiny model) or an `ERes2NetV2`.
     Returns a `PrepareReport`; raises `PrepareError` when nothing usable remains (the report
     is then attached and `prepare_report.tsv` written).
     """
     start = time.perf_counter()
     if version not in SUPPORTED_VERSIONS:
         raise ValueError(f"version must be one of {', '.join(SUPPORTED_VERSIONS)}, got {version!r}")
+    if version in PRO_VERSIONS and sv is None:
+        raise ValueError(f"{version} trains on speaker vectors: give sv (--sv pretrained_eres2netv2w24s4ep4.ckpt, "
+                         f"or --sv tiny for the tiny-v2pro preset)")
+    if sv is not None and version not in PRO_VERSIONS:
+        raise ValueError(f"speaker vectors (--sv) are only used by v2Pro/v2ProPlus, not {version}: add --version v2Pro")
     out = Path(out_dir)
     device = torch.device(device)
     listing = read_list(list_path)  # before loading any model: a wrong path fails at once
@@ -309,6 +357,12 @@ def prepare(list_path: str | os.PathLike, out_dir: str | os.PathLike, hubert=Non
     info = {"content_encoder": encoder_name, "ssl_dim": ssl_dim,
             "content_encoder_fingerprint": weights_fingerprint(encoder, FINGERPRINT_DIGITS),
             "version": version, "list": str(Path(list_path).resolve()), "sampling_rate": audio.SOVITS_SR}
+
+    sv_front = None
+    if sv is not None:
+        sv_front, sv_name = _load_sv(sv, device)
+        info.update(sv_model=sv_name, sv_dim=sv_front.vector_dim,
+                    sv_fingerprint=weights_fingerprint(sv_front.model, FINGERPRINT_DIGITS))
 
     sovits_model, sovits_id = None, ""
     if sovits is not None:
@@ -335,6 +389,8 @@ def prepare(list_path: str | os.PathLike, out_dir: str | os.PathLike, hubert=Non
             try:
                 text = _text_step(item, out, version, report)
                 ssl = _audio_step(item, out, encoder, device, report)
+                if sv_front is not None:
+                    _sv_step(item, out, sv_front, device, report)
                 codes = _semantic_step(item, out, sovits_model, sovits_id, ssl, device, report) if sovits_model is not None else None
             except ItemError as e:
                 report.bad.append(BadItem(f"{listing.path}:{item.line}", item.name, str(e)))

@@ -35,7 +35,7 @@ from torch import nn
 from .pooling import POOLINGS
 
 __all__ = ["ERes2NetV2", "AFF", "ReLU", "BasicBlockERes2NetV2", "BasicBlockERes2NetV2AFF",
-           "OFFICIAL_SV_ARGS", "TINY_SV_ARGS", "SV_PRESETS", "sv_vector_dim", "build_preset",
+           "OFFICIAL_SV_ARGS", "TINY_SV_ARGS", "SV_PRESETS", "sv_vector_dim", "build_preset", "TINY_SV_SEED",
            "sv_args_from_state_dict"]
 
 
@@ -244,6 +244,7 @@ OFFICIAL_SV_ARGS: dict[str, Any] = {"baseWidth": 24, "scale": 4, "expansion": 4}
 TINY_SV_ARGS: dict[str, Any] = {"num_blocks": (1, 1, 2, 1), "m_channels": 8, "baseWidth": 32, "scale": 2,
                                 "expansion": 2, "embedding_size": 32}
 SV_PRESETS: dict[str, dict[str, Any]] = {"official": OFFICIAL_SV_ARGS, "tiny": TINY_SV_ARGS}
+TINY_SV_SEED = 1234  # the random init of the tiny SV model that `prepare --sv tiny` uses
 
 
 def build_preset(name: str, seed: Optional[int] = None) -> ERes2NetV2:

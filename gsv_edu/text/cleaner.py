@@ -23,7 +23,7 @@ import warnings
 
 from . import chinese, english
 from .language import check_implemented, normalize_language, split_by_language
-from .symbols import UNK, VERSIONS, symbol_to_id
+from .symbols import UNK, _check_version, symbol_to_id
 
 # (character, language it applies to, phone it stands for) — official cleaner.py `special`.
 SPECIAL_SYMBOLS = [("￥", "zh", "SP2"), ("^", "zh", "SP3")]
@@ -102,8 +102,7 @@ def clean_text(text: str, language: str, version: str = "v2") -> tuple[list[str]
     ([',', 'HH', 'AY1', '!'], None, 'Hi!')
     """
     language = check_implemented(normalize_language(language))
-    if version not in VERSIONS:
-        raise ValueError(f"unknown symbol version {version!r}; expected one of {VERSIONS}")
+    version = _check_version(version)  # v2Pro/v2ProPlus speak with the v2 table
     if language == "auto":
         runs = split_by_language(text, default="zh")
         language = "en" if runs and all(lang == "en" for _, lang in runs) else "zh"

@@ -31,9 +31,16 @@ PUNCTUATION = ["!", "?", "…", ",", ".", "-"]
 SPECIAL = ["SP", "SP2", "SP3", UNK]
 
 
+# model versions that use the v2 table (official: `symbols_v1 if version == "v1" else symbols_v2`)
+V2_TABLE_VERSIONS = ("v2Pro", "v2ProPlus")
+
+
 def _check_version(version: str) -> str:
+    """The symbol table ("v1"/"v2") of a model version; v2Pro/v2ProPlus use v2's."""
+    if version in V2_TABLE_VERSIONS:
+        return "v2"
     if version not in VERSIONS:
-        raise ValueError(f"unknown symbol version {version!r}; expected one of {VERSIONS}")
+        raise ValueError(f"unknown symbol version {version!r}; expected one of {VERSIONS + V2_TABLE_VERSIONS}")
     return version
 
 
@@ -44,7 +51,7 @@ def get_symbols(version: str = "v2") -> tuple[str, ...]:
     Read once from `gsv_edu/text/data/symbols_{version}.txt`; the count is checked so that a
     damaged data file fails here, loudly, rather than as a shape mismatch when loading weights.
     """
-    _check_version(version)
+    version = _check_version(version)
     path = resources.files("gsv_edu.text").joinpath("data").joinpath(f"symbols_{version}.txt")
     text = path.read_text(encoding="utf-8")
     symbols = tuple(line for line in text.split("\n") if line != "")

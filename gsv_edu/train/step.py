@@ -237,14 +237,14 @@ class Trainer:
     def train_step(self, batch, media: bool = False) -> StepResult:
         """One D update and one G update on a collated batch (TextAudioSpeakerCollate's tuple)."""
         tc = self.cfg.train
-        ssl, ssl_lengths, spec, spec_lengths, wav, wav_lengths, text, text_lengths = (
-            t.to(self.device, non_blocking=True) for t in batch)
+        ssl, ssl_lengths, spec, spec_lengths, wav, wav_lengths, text, text_lengths, *sv = (
+            t.to(self.device, non_blocking=True) for t in batch)  # v2Pro: sv = [speaker vectors [B, D_sv]]
         self.g.train()
         self.d.train()
 
         with self._autocast():
             (y_hat, kl_ssl, ids_slice, x_mask, z_mask, (z, z_p, m_p, logs_p, m_q, logs_q),
-             stats_ssl) = self.g(ssl, spec, spec_lengths, text, text_lengths)  # y_hat [B, 1, segment_size]
+             stats_ssl) = self.g(ssl, spec, spec_lengths, text, text_lengths, *sv)  # y_hat [B, 1, segment_size]
         mel, y_mel, y_hat_mel = self._mels(spec, y_hat, ids_slice)
         y = slice_segments(wav, ids_slice * self.cfg.data.hop_length, tc.segment_size)  # [B, 1, segment_size]
 
@@ -312,19 +312,26 @@ class Trainer:
     def synthesize_item(self, batch, index: int = 0) -> torch.Tensor:
         """Re-synthesise one batch item with `infer` (prior instead of posterior), eval mode, for the logs.
 
+        v2Pro/v2ProPlus (whose official `infer` fails): `decode` of the item's own codes, reference
+        spectrogram and speaker vector, the same prior-based re-synthesis.
         Runs under `torch.random.fork_rng`, so the training random stream is not disturbed.
         Returns the waveform [N] on the CPU.
         """
-        ssl, _, spec, spec_lengths, _, _, text, text_lengths = (t.to(self.device) for t in batch)
+        ssl, _, spec, spec_lengths, _, _, text, text_lengths, *sv = (t.to(self.device) for t in batch)
         n, n_text = int(spec_lengths[index]), int(text_lengths[index])
         devices = [self.device] if self.device.type == "cuda" else []
         was_training = self.net_g.training
         self.net_g.eval()
         try:
             with torch.random.fork_rng(devices=devices):
-                o, _, _ = self.net_g.infer(ssl[index:index + 1, :, :n], spec[index:index + 1, :, :n],
-                                           spec_lengths[index:index + 1], text[index:index + 1, :n_text],
-                                           text_lengths[index:index + 1])  # [1, 1, n·hop]
+                if sv:  # v2Pro
+                    codes = self.net_g.extract_latent(ssl[index:index + 1, :, :n]).transpose(0, 1)  # [1, 1, n/2]
+                    o = self.net_g.decode(codes, text[index:index + 1, :n_text], spec[index:index + 1, :, :n],
+                                          sv_emb=sv[0][index:index + 1])  # [1, 1, n·hop]
+                else:
+                    o, _, _ = self.net_g.infer(ssl[index:index + 1, :, :n], spec[index:index + 1, :, :n],
+                                               spec_lengths[index:index + 1], text[index:index + 1, :n_text],
+                                               text_lengths[index:index + 1])  # [1, 1, n·hop]
         finally:
             self.net_g.train(was_training)
         return o[0, 0].float().cpu()
