@@ -14,7 +14,9 @@ import torch
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "sovits_v2"
 
-# A single thread makes CPU float32 results reproducible to the last bits (reference §13.17).
+# A single thread makes CPU float32 results reproducible to the last bits: float32 sums split over
+# several threads round differently (tests/fixtures/sovits_v2/README.md: 2 threads instead of 1
+# move the official outputs by < 5e-6).
 torch.set_num_threads(1)
 
 

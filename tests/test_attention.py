@@ -1,7 +1,12 @@
 """The relative-position attention, the FFN and the post-norm Encoder (gsv_edu.sovits.attention).
 
-The windowed relative attention is checked against a direct, loop-based evaluation of the
-definition in reference §2.2 (no skewing tricks); the encoder against its padding invariants.
+The windowed relative attention is checked against a direct, loop-based evaluation of its
+definition (no skewing tricks): the relation-aware self-attention of Shaw et al. 2018 (section
+"Relation-aware Self-Attention": a relative key term in the logits, a relative value term in
+the output), except that pairs farther apart than the window get no relative term where Shaw
+et al. clip the distance to the edge embedding, since
+`GPT_SoVITS/module/attentions.py · MultiHeadAttention._get_relative_embeddings @48b1a01` pads
+the 2w+1 embeddings with zeros. The encoder is checked against its padding invariants.
 Fixture parity of the encoders inside enc_p is in test_prior.py.
 """
 from __future__ import annotations
@@ -43,7 +48,9 @@ def test_absolute_to_relative_gathers_each_offset(t):
 
 
 def _attention_by_definition(mha: MultiHeadAttention, x, c, mask):
-    """Reference §2.2 evaluated pair by pair, in float64."""
+    """`GPT_SoVITS/module/attentions.py · MultiHeadAttention.attention @48b1a01` evaluated pair by
+    pair, in float64: logits q_i·(k_j + E_k[j − i + w])/√d and outputs
+    Σ_j p_ij (v_j + E_v[j − i + w]), the relative terms only for |j − i| ≤ w."""
     x, c, mask = x.double(), c.double(), mask.double()
     conv = lambda layer, inp: F.conv1d(inp, layer.weight.double(), layer.bias.double())  # noqa: E731
     q, k, v = conv(mha.conv_q, x), conv(mha.conv_k, c), conv(mha.conv_v, c)

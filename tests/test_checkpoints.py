@@ -320,7 +320,8 @@ def test_official_training_checkpoint_loads_with_the_config_beside_it(tmp_path, 
 
 
 def test_pretrained_style_file_keeps_enc_q_for_training(tmp_path, tiny_state_dict, tiny_io):
-    """Pretrained s2G files: fp16 `weight` with enc_q (reference §6.3)."""
+    """Pretrained s2G files (`config.py · pretrained_sovits_name @48b1a01`): fp16 `weight` with
+    enc_q (inferred from the published files' size; no official code states it)."""
     path = tmp_path / "s2G_tiny.pth"
     torch.save({"weight": dict(tiny_state_dict), "config": _tiny_hps(), "info": "pretrained"}, path)
     loaded = load_sovits(path, inference=False)

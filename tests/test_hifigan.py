@@ -64,7 +64,8 @@ def test_seeded_construction_gives_the_official_initial_weights(tiny_state_dict,
     """The tiny weights are the official initial weights for torch.manual_seed(1234), rounded to
     fp16, except the keys perturbed afterwards (fixture README §4). Reproducing them needs the
     official order of random draws, including init_weights' draws that change no value
-    (reference §13.4): without them every module built after dec.ups would differ."""
+    (`GPT_SoVITS/module/commons.py · init_weights @48b1a01`): without them every module built
+    after dec.ups would differ."""
     from gsv_edu.sovits.models import SynthesizerTrn
 
     cfg = tiny_model_config()

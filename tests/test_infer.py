@@ -67,7 +67,8 @@ def test_output_length_follows_the_source_and_speed(model, encoder, files):
 
 
 def test_source_codes_use_the_official_reference_path(model, encoder, files):
-    """16 kHz source, unscaled, + 9600 zeros (official quirk §13.11) → codes, then the padding's codes dropped."""
+    """16 kHz source, unscaled, + 9600 zeros (official quirk of `GPT_SoVITS/inference_webui.py ·
+    get_tts_wav @48b1a01`) → codes, then the padding's codes dropped."""
     from gsv_edu import audio
 
     y16 = audio.load_audio(files["source"], 16000)

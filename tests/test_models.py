@@ -27,7 +27,7 @@ TINY_CONFIG = json.loads((FIXTURES / "tiny_config.json").read_text())
 
 
 def _official_model_config() -> dict:
-    """The model section of the official s2.json (reference §1)."""
+    """The model section of the official s2.json (`GPT_SoVITS/configs/s2.json @48b1a01`)."""
     from gsv_edu.config import OFFICIAL_S2_JSON
     return json.loads(OFFICIAL_S2_JSON.read_text())["model"]
 
@@ -54,7 +54,7 @@ def test_tiny_state_dict_keys_and_order(tiny_state_dict):
 
 
 def test_tiny_submodules_match_fixture(tiny_model, tiny_io):
-    """Reference §5.2: each sub-module with the official inputs."""
+    """Fixture README §5.2 (`deterministic`): each sub-module with the official inputs."""
     m, inp, det = tiny_model, tiny_io["inputs"], tiny_io["deterministic"]
     with torch.no_grad():
         y_mask = det["y_mask"]
@@ -137,7 +137,8 @@ def _check_forward(out, fw):
 
 
 def test_tiny_forward_with_the_official_seed(tiny_model, tiny_io):
-    """Reference §5.3: torch.manual_seed(1234) then forward draws randn_like(m_q), then rand([B])."""
+    """Fixture README §5.3: torch.manual_seed(1234), then forward draws randn_like(m_q), then
+    rand([B])."""
     inp, fw = tiny_io["inputs"], tiny_io["forward"]
     with torch.no_grad():
         torch.manual_seed(fw["seed"])
@@ -155,7 +156,8 @@ def test_tiny_forward_with_injected_noise(tiny_model, tiny_io):
 
 
 def test_infer_test_1_keeps_the_callers_text(tiny_model, tiny_io):
-    """Reference §13.8: the official infer(test=1) zeroes the caller's text in place; ours does not."""
+    """The official infer(test=1) zeroes the caller's text in place (`text[:, :] = 0` in
+    `GPT_SoVITS/module/models.py · TextEncoder.forward @48b1a01`); ours does not."""
     inp, det = tiny_io["inputs"], tiny_io["deterministic"]
     text = inp["text"].clone()
     with torch.no_grad():
@@ -166,7 +168,8 @@ def test_infer_test_1_keeps_the_callers_text(tiny_model, tiny_io):
 
 
 def test_frozen_quantizer_in_training_mode(tiny_state_dict, tiny_io):
-    """Reference §3.1, §13.2: with freeze_quantizer the codebook never changes, commit_loss is 0,
+    """`GPT_SoVITS/module/models.py · SynthesizerTrn.forward @48b1a01`: with freeze_quantizer the
+    codebook never changes, commit_loss is 0,
     ssl_proj gets no gradient; the rest of the model trains (ref_enc through enc_p and dec)."""
     model = _tiny_model(tiny_state_dict).train()
     inp = tiny_io["inputs"]
@@ -189,7 +192,8 @@ def test_frozen_quantizer_in_training_mode(tiny_state_dict, tiny_io):
 
 
 def test_quantizer_runs_in_float32_under_autocast(tiny_model, tiny_io):
-    """Reference §3.1 step 2: ssl_proj + quantizer run with autocast disabled (codes stay exact)."""
+    """`GPT_SoVITS/module/models.py · SynthesizerTrn.forward @48b1a01`: ssl_proj + quantizer run
+    with autocast disabled (codes stay exact)."""
     inp, det = tiny_io["inputs"], tiny_io["deterministic"]
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         quantized, codes, _, _ = tiny_model._quantize(inp["ssl"], layers=[0])
@@ -259,7 +263,10 @@ def test_official_size_keys_shapes_and_counts(official_model):
     version, model = official_model
     listing, totals = _read_listing()
     expected = {k: shape for k, (shape, _) in listing.items()}
-    if version == "v1":  # reference §5: v1 differs in exactly these two shapes
+    # v1 differs in exactly these two shapes (GPT_SoVITS/module/models.py @48b1a01:
+    # TextEncoder.__init__ sizes text_embedding by the v1 symbols, SynthesizerTrn.__init__ gives
+    # MelStyleEncoder all spec_channels)
+    if version == "v1":
         expected["enc_p.text_embedding.weight"] = (322, 192)
         expected["ref_enc.spectral.0.fc.weight"] = (128, 1025)
     sd = model.state_dict()

@@ -219,7 +219,7 @@ def test_semantic_codes_with_a_sovits_model(corpus, hubert, tmp_path):
     sovits = SynthesizerTrn(cfg.spec_channels, cfg.segment_frames, **kwargs).eval()
     codebook = sovits.quantizer.vq.layers[0]._codebook
     codebook.embed.normal_()
-    codebook.inited.fill_(1)  # a fresh codebook would try k-means (reference §13.3)
+    codebook.inited.fill_(1)  # a fresh codebook would run k-means first (official init_embed_)
     report = prep.prepare(corpus / "good.list", tmp_path, hubert=hubert, sovits=sovits, progress=False)
     lines = (tmp_path / "6-name2semantic.tsv").read_text(encoding="utf-8").splitlines()
     assert lines[0] == "item_name\tsemantic_audio"

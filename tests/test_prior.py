@@ -2,7 +2,9 @@
 
 Each module is loaded alone with the tiny fixture's weights and compared with the official
 outputs (tests/fixtures/sovits_v2, tolerance rtol 1e-4 / atol 1e-5), then checked on the
-invariants the reference states (§2.3, §2.4, §13.6-13.8).
+invariants of the official code at 48b1a01 (`GPT_SoVITS/module/models.py · TextEncoder.forward`,
+`GPT_SoVITS/module/modules.py · MelStyleEncoder.forward, MultiHeadAttention.__init__`,
+`GPT_SoVITS/module/mrte_model.py · MRTE.forward`).
 """
 from __future__ import annotations
 
@@ -72,7 +74,8 @@ def test_ref_enc_ignores_padded_values_but_not_the_padding_itself(tiny_ref_enc, 
 
 
 def test_style_attention_temperature_is_sqrt_d_model():
-    """Official quirk (reference §13.6): scores / √128, not / √64."""
+    """Official quirk (`GPT_SoVITS/module/modules.py · MultiHeadAttention.__init__ @48b1a01`):
+    scores / √128, not / √64."""
     attn = StyleAttention(n_head=2, d_model=128, d_k=64, d_v=64).eval()
     assert attn.temperature == pytest.approx(math.sqrt(128))
     torch.manual_seed(0)
@@ -124,7 +127,8 @@ def test_enc_p_speed_stretches_to_int_t_over_speed_plus_one(tiny_enc_p, tiny_io)
 
 
 def test_enc_p_test_1_uses_zero_text_without_touching_the_callers_tensor(tiny_enc_p, tiny_io):
-    """Reference §13.8: the official zeroes `text` in place; ours leaves it alone."""
+    """The official zeroes `text` in place (`GPT_SoVITS/module/models.py · TextEncoder.forward
+    @48b1a01`); ours leaves it alone."""
     inp, det = tiny_io["inputs"], tiny_io["deterministic"]
     text = inp["text"].clone()
     args = (det["quantized_upsampled"], inp["spec_lengths"])

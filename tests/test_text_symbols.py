@@ -1,4 +1,6 @@
-"""Symbol tables v1/v2 and phones → ids (gsv_edu/text/symbols.py; reference §10)."""
+"""Symbol tables v1/v2 and phones → ids (gsv_edu/text/symbols.py; upstream
+`GPT_SoVITS/text/symbols.py`, `symbols2.py` · `symbols` and
+`GPT_SoVITS/text/__init__.py · cleaned_text_to_sequence` @48b1a01)."""
 from __future__ import annotations
 
 import warnings
@@ -13,7 +15,7 @@ from gsv_edu.text.neural_g2p import PHONEMES
 def test_counts_and_official_examples():
     v1, v2 = get_symbols("v1"), get_symbols("v2")
     assert (len(v1), len(v2)) == (322, 732)
-    # Examples from reference §10.
+    # Indices in GPT_SoVITS/text/symbols.py · symbols @48b1a01 (the same in symbols2.py).
     for symbol, index in [("!", 0), (",", 1), ("SP", 77), ("UNK", 86), ("_", 95)]:
         assert v1.index(symbol) == index and v2.index(symbol) == index
     # v1 ids stay valid in v2; v2 continues with the Japanese pitch marks.
