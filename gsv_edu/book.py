@@ -122,12 +122,17 @@ def playback_gain(peaks) -> float:
     return 1.0 if loudest <= 1.0 else 1.0 / loudest
 
 
-def level_dbfs(y) -> tuple[float, float]:
-    """(peak, RMS) of a clip in dB relative to full scale (1.0); -inf for silence."""
+def clip_levels(y) -> tuple[float, float, float]:
+    """(peak in dBFS, RMS around the mean in dBFS, mean) of a clip; full scale is 1.0, silence -inf.
+
+    The RMS is taken around the mean because a constant offset (DC) is not heard: an untrained
+    decoder's output can have a large peak and be silent apart from a faint ripple."""
     y = _np(y).astype(np.float64).reshape(-1)
-    peak, rms = (float(np.abs(y).max()), float(np.sqrt(np.mean(y**2)))) if y.size else (0.0, 0.0)
+    if not y.size:
+        return float("-inf"), float("-inf"), 0.0
+    mean = float(y.mean())
     with np.errstate(divide="ignore"):
-        return float(20 * np.log10(peak)), float(20 * np.log10(rms))
+        return float(20 * np.log10(np.abs(y).max())), float(20 * np.log10(np.std(y))), mean
 
 
 def audio_player(y, sampling_rate: int = 32000, max_seconds: float = 5.0, store_rate: int = 16000,
@@ -158,8 +163,8 @@ def players(clips: dict, sampling_rate: int = 32000, max_seconds: float = 5.0, s
 
     `book.players({"real": y, "generated": y_hat})`. Every clip is multiplied by the same gain
     (default `playback_gain`: 1, or less if the loudest would clip), so relative loudness is kept:
-    a faint output next to the real audio sounds faint. Under each label: the clip's peak and RMS
-    level in dBFS. The output is HTML `<audio>` elements (no widget), so it plays wherever the
+    a faint output next to the real audio sounds faint. Under each label: the clip's peak, its RMS
+    around the mean (dBFS) and its mean (DC offset), as `clip_levels` gives them. The output is HTML `<audio>` elements (no widget), so it plays wherever the
     notebook's stored outputs are shown, with or without saved widget state.
     """
     import html
@@ -170,13 +175,13 @@ def players(clips: dict, sampling_rate: int = 32000, max_seconds: float = 5.0, s
     common = playback_gain(_peak(y) for y, _ in prepared.values()) if gain is None else gain
     cells = []
     for label, (y, rate) in prepared.items():
-        peak_db, rms_db = level_dbfs(y)
+        peak_db, rms_db, dc = clip_levels(y)
         src = audio_player(y, rate, max_seconds=len(y) / rate + 1, store_rate=None, gain=common).src_attr()
         cells.append(
             '<div style="display:inline-block; margin:0 1.2em 0.4em 0; vertical-align:top">'
             f'<div><b>{html.escape(str(label))}</b></div>'
             f'<audio controls preload="none" src="{src}"></audio>'
-            f'<div style="font-size:85%">peak {peak_db:.1f} dBFS, RMS {rms_db:.1f} dBFS</div></div>')
+            f'<div style="font-size:85%">peak {peak_db:.1f} dBFS, RMS {rms_db:.1f} dBFS, DC {dc:+.3f}</div></div>')
     note = ("played at their own levels" if common == 1.0 else f"played at one common gain ×{common:.3g}")
     caption = f'<div style="font-size:85%; color:#555">{len(cells)} clips, {note}: relative loudness is kept.</div>'
     return HTML("<div>" + "".join(cells) + caption + "</div>")

@@ -151,7 +151,7 @@ def test_players_keep_relative_loudness_as_plain_html():
     assert abs(np.abs(loud).max() - 0.8) < 2e-4 and abs(np.abs(faint).max() - 0.02) < 2e-4
     assert abs(np.abs(loud).max() / np.abs(faint).max() - 40) < 0.5
     assert html.count("<audio") == 2 and "widget" not in html  # shows without widget state
-    assert "peak -1.9 dBFS" in html and "peak -34.0 dBFS" in html  # each clip's level, printed
+    assert "peak -1.9 dBFS, RMS -4.9 dBFS, DC +0.000" in html and "peak -34.0 dBFS" in html  # levels, printed
     assert "own levels" in html
 
 
@@ -160,6 +160,13 @@ def test_players_scale_a_clipping_group_with_one_gain():
     hot, half = (_wav_of(s) for s in _sources(html))
     assert abs(np.abs(hot).max() - 1.0) < 2e-4 and abs(np.abs(half).max() - 0.5) < 2e-4
     assert "common gain ×0.5" in html
+
+
+def test_clip_levels_separate_the_dc_offset_from_what_is_heard():
+    peak_db, rms_db, dc = book.clip_levels(0.3 + 0.01 * TONE)  # an offset with a faint ripple
+    assert abs(dc - 0.3) < 1e-6 and abs(peak_db - 20 * np.log10(0.31)) < 1e-3
+    assert abs(rms_db - 20 * np.log10(0.01 / np.sqrt(2))) < 1e-2  # the ripple, not the offset
+    assert book.clip_levels(np.zeros(10))[:2] == (float("-inf"), float("-inf"))
 
 
 def test_players_store_32k_clips_at_16k_and_cut_them():
