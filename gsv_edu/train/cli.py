@@ -1,12 +1,15 @@
 """Command line of SoVITS training: `python -m gsv_edu.train --data DIR --out RUN`.
 
     python -m gsv_edu.train                       # the sample corpus, tiny preset, CPU, ~10 min
+    python -m gsv_edu.train --preset tiny-v2pro   # the same as v2Pro (speaker vectors of the tiny SV model)
     python -m gsv_edu.train --data DIR --out RUN --preset official-v2 \\
         --pretrained-g s2G2333k.pth --pretrained-d s2D2333k.pth --set train.batch_size=8
     torchrun --nproc_per_node 2 -m gsv_edu.train --data DIR --out RUN   # several processes/GPUs
 
 Without --data, the sample corpus is prepared first (`gsv_edu.data.prepare`, once) and the tiny
-preset trained on it. The training itself is `gsv_edu.train.run.train` (see the package
+preset trained on it; with `--preset tiny-v2pro` it is prepared as v2Pro with the randomly
+initialised tiny speaker-verification model (`--sv tiny`: a speaker-verification model cannot be
+trained meaningfully on the five speakers of the sample corpus). The training itself is `gsv_edu.train.run.train` (see the package
 docstring, `gsv_edu.train`).
 """
 from __future__ import annotations
@@ -30,6 +33,9 @@ __all__ = ["main", "build_parser", "DEFAULT_LIST", "DEFAULT_PREPARED", "DEFAULT_
 DEFAULT_LIST = Path("data") / "sample" / "sample.list"
 DEFAULT_PREPARED = Path("runs") / "sample_prepared"
 DEFAULT_RUN = Path("runs") / "sample_tiny"
+DEFAULT_PREPARED_V2PRO = Path("runs") / "sample_prepared_v2pro"  # with 7-sv_cn/ of the tiny SV model
+DEFAULT_RUN_V2PRO = Path("runs") / "sample_tiny_v2pro"
+TINY_SV_DIM = 1280  # forward3 width of gsv_edu.sv's tiny ERes2NetV2
 
 
 # ------------------------------------------------------------------------------------------------
@@ -44,10 +50,10 @@ def _find_sample_list() -> Path:
                             f"root, or give --data DIR --out RUN)")
 
 
-def _prepare_sample(prepared: Path, quiet: bool, progress: bool) -> None:
+def _prepare_sample(prepared: Path, quiet: bool, progress: bool, version: str = "v2", sv: str | None = None) -> None:
     list_path = _find_sample_list()
     print(f"preparing {list_path} into {prepared} (done once; later runs reuse it)", file=sys.stderr)
-    report = prepare(list_path, prepared, progress=progress and not quiet)
+    report = prepare(list_path, prepared, version=version, sv=sv, progress=progress and not quiet)
     if not quiet:
         print(report.summary(), file=sys.stderr)
 
@@ -85,10 +91,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = config_module.config_from_arguments(args)
         if args.data is None:
-            data_dir = DEFAULT_PREPARED
-            run_dir = Path(args.out) if args.out else DEFAULT_RUN
+            pro = cfg.version in ("v2Pro", "v2ProPlus")
+            if pro and cfg.model.sv_dim != TINY_SV_DIM:
+                raise ConfigError(f"without --data the sample corpus is prepared with the tiny speaker-verification "
+                                  f"model ({TINY_SV_DIM}-dim vectors), but model.sv_dim is {cfg.model.sv_dim}: use "
+                                  f"--preset tiny-v2pro, or prepare your data with --version {cfg.version} --sv "
+                                  f"pretrained_eres2netv2w24s4ep4.ckpt and give --data")
+            data_dir = DEFAULT_PREPARED_V2PRO if pro else DEFAULT_PREPARED
+            run_dir = Path(args.out) if args.out else (DEFAULT_RUN_V2PRO if pro else DEFAULT_RUN)
             if int(os.environ.get("RANK", "0")) == 0:
-                _prepare_sample(data_dir, args.quiet, not args.no_progress)
+                _prepare_sample(data_dir, args.quiet, not args.no_progress, *((cfg.version, "tiny") if pro else ()))
             if int(os.environ.get("WORLD_SIZE", "1")) > 1:
                 _wait_for_prepared(data_dir)
         else:
