@@ -10,7 +10,8 @@ from gsv_edu.sovits.flows import ResidualCouplingBlock
 from gsv_edu.sovits.hifigan import Generator
 from gsv_edu.sovits.posterior import PosteriorEncoder
 
-# Copies of shared/reference/sovits_v2_state_dict.txt and sovits_v2_disc_state_dict.txt.
+# Key listings of the official SynthesizerTrn v2 and MultiPeriodDiscriminator at 48b1a01
+# (sovits_v2_state_dict.txt, sovits_v2_disc_state_dict.txt; see tests/fixtures/README.md).
 REFERENCE = pathlib.Path(__file__).parent / "fixtures" / "reference"
 
 OFFICIAL_V2_MODEL = dict(inter_channels=192, hidden_channels=192, gin_channels=512, resblock="1",
