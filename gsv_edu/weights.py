@@ -434,17 +434,18 @@ class LoadedSovits:
     info: str | None = None
     path: str = ""
     missing_keys: list[str] = field(default_factory=list)  # keys left at their fresh initial values
+    config_source: str = ""     # where `hps` came from, for error messages (gsv_edu.infer)
 
 
-def _find_config(path: str, version: str = "v2") -> HParams:
-    """Config for a file that carries none: config.json beside it or one folder up (the official
-    trainer keeps it in the experiment folder), else the version's official config (s2.json,
-    s2v2Pro.json, s2v2ProPlus.json)."""
+def _find_config(path: str, version: str = "v2") -> pathlib.Path:
+    """The config file for a weight file that carries none: config.json beside it or one folder up
+    (the official trainer keeps it in the experiment folder), else the version's official config
+    (s2.json, s2v2Pro.json, s2v2ProPlus.json)."""
     here = pathlib.Path(path).resolve().parent
     for candidate in (here / "config.json", here.parent / "config.json"):
         if candidate.is_file():
-            return as_hparams(candidate)
-    return as_hparams(OFFICIAL_CONFIGS.get(version, OFFICIAL_S2_JSON))
+            return candidate
+    return OFFICIAL_CONFIGS.get(version, OFFICIAL_S2_JSON)
 
 
 def build_model(hps: HParams, version: str, ssl_dim: int | None = None, sv_dim: int | None = None):
@@ -483,8 +484,13 @@ def load_sovits(path: str | os.PathLike, device: str | torch.device = "cpu", *, 
     """
     path = os.fspath(path)
     sovits = read_sovits_file(path)
-    hps = as_hparams(config) if config is not None else (
-        sovits.hps if sovits.hps is not None else _find_config(path, sovits.version))
+    if config is not None:
+        hps, config_source = as_hparams(config), "the config= argument"
+    elif sovits.hps is not None:
+        hps, config_source = sovits.hps, f"{path} (the config stored in it)"
+    else:
+        found = _find_config(path, sovits.version)
+        hps, config_source = as_hparams(found), str(found)
     ssl_proj = sovits.weight.get("ssl_proj.weight")
     sv_emb = sovits.weight.get("sv_emb.weight")
     try:
@@ -523,7 +529,7 @@ def load_sovits(path: str | os.PathLike, device: str | torch.device = "cpu", *, 
             # attention reshapes its conv outputs with .view, which needs the default layout.
             use_channels_last_convs(model.dec)
     loaded = LoadedSovits(model=model, hps=hps, version=sovits.version, kind=sovits.kind, info=sovits.info,
-                          path=path, missing_keys=missing)
+                          path=path, missing_keys=missing, config_source=config_source)
     model.loaded_from = loaded  # the file's config and version travel with the model (gsv_edu.infer reads them)
     return loaded
 
