@@ -21,8 +21,9 @@ Selection (the official order of operations):
 
 An item is (ssl [D, T], spec [1025, T], wav [1, N], text ids [L] int64) with T = floor(N / 640),
 plus the speaker vector sv [D_sv] for v2Pro/v2ProPlus (official: a fifth element, [1, 20480]).
-HuBERT gives one frame fewer than the spectrogram most of the time; that frame is added by
-repeating the last one (official).
+HuBERT gives one frame fewer than the spectrogram exactly when N mod 640 < 160 (one length in
+four if lengths are evenly spread; 57 of the 150 sample files; `gsv_edu.data.layout` derives
+it), otherwise as many; the missing frame is added by repeating the last one (official).
 
 Differences from the official loader (none changes a good item):
 - names are sorted before the shuffle, and the shuffle uses a private `random.Random(seed)`:
@@ -153,7 +154,7 @@ class TextAudioSpeakerDataset(torch.utils.data.Dataset):
         if not content_frames_fit(ssl.shape[-1], frames):
             raise ValueError(f"{ssl_path}: {ssl.shape[-1]} frames but the spectrogram of {wav_path} has {frames}; "
                              f"was the folder prepared with a different audio file?")
-        # official: HuBERT has one frame fewer than the spectrogram; repeat its last frame
+        # official: when HuBERT has one frame fewer (N mod 640 < 160), repeat its last frame
         ssl = align_to_spec(ssl, frames)  # [D, T]
         text = torch.tensor(phone_ids, dtype=torch.long)  # [L]
         if self.sv_dir is None:
