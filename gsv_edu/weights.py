@@ -199,12 +199,14 @@ def as_hparams(config: Any) -> HParams:
 
 def _safe_torch_load(source, path: str):
     """torch.load with weights_only=True; `utils.HParams` is the only extra class allowed."""
-    try:
-        # our class under the official name, and under its own (files pickled with plain torch.save)
-        context = torch.serialization.safe_globals([(HParams, OFFICIAL_HPARAMS_NAME), HParams])
-    except (AttributeError, TypeError):  # pragma: no cover - torch < 2.5
-        raise CheckpointError(f"{path}: reading official weight files safely needs torch >= 2.5 "
-                              f"(torch.serialization.safe_globals with a name), found {torch.__version__}") from None
+    major, minor = (int(part) for part in torch.__version__.split(".")[:2])
+    if (major, minor) < (2, 6):  # pragma: no cover - pyproject.toml asks for torch >= 2.6
+        # torch 2.5 has safe_globals but not (class, name) pairs: it would fail inside torch.load
+        raise CheckpointError(f"{path}: reading official weight files safely needs torch >= 2.6 "
+                              f"(torch.serialization.safe_globals with a (class, name) pair), "
+                              f"found {torch.__version__}")
+    # our class under the official name, and under its own (files pickled with plain torch.save)
+    context = torch.serialization.safe_globals([(HParams, OFFICIAL_HPARAMS_NAME), HParams])
     try:
         with context:
             return torch.load(source, map_location="cpu", weights_only=True)
