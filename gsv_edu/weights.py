@@ -1,4 +1,4 @@
-"""Every official SoVITS weight file, in and out, read safely: one reader per kind of file.
+"""Every official weight file (SoVITS, speaker verification, GPT), in and out, read safely: one reader per kind of file.
 
 | kind | official writer | content | reader here | writer here |
 |---|---|---|---|---|
@@ -7,6 +7,8 @@
 | pretrained s2D (`s2D2333k.pth`) | — | `weight` (the discriminator) | `read_discriminator_file` | — |
 | speaker verification (`pretrained_eres2netv2w24s4ep4.ckpt`, v2Pro) | — | a plain ERes2NetV2 state dict | `load_sv_model` | `save_sv_model` |
 | training checkpoints (`logs_s2_v2/G_1234.pth`, `D_1234.pth`) | `utils.save_checkpoint` | `model` (fp32 state dict), `iteration` (the epoch), `optimizer`, `learning_rate` | `load_training_checkpoint` (`load_pair` for both files) | `save_training_checkpoint`, `save_pair` |
+| GPT (s1) export / pretrained s1 (`GPT_weights_v2/name-e15.ckpt`, `s1bert25hz-…ckpt`) | `s1_train.py · my_model_ckpt` | `weight` {"model." + key: fp16}, `config` (the s1 YAML dict), `info` "GPT-e15" | `read_gpt_file` (`load_gpt` builds the model) | `save_gpt` |
+| GPT Lightning checkpoint (`logs_s1_v2/ckpt/epoch=14-step=300.ckpt`) | pytorch_lightning | `state_dict` {"model." + key: fp32}, `optimizer_states`, `lr_schedulers`, `epoch`, `global_step`, `hyper_parameters` {"config", "output_dir" (a pathlib path), "is_train"}, `loops`, `callbacks` | `read_gpt_file`, `read_gpt_raw` (the whole dict) | — (gsv_edu.train.gpt) |
 
 A `G_*.pth` is also a generator file: `read_sovits_file` takes its `model` weights (for
 inference or as the start of a new run), `load_training_checkpoint` its whole training state
@@ -16,7 +18,9 @@ All of them go through one safe unpickler (`_load_raw`).
 Safety: a `.pth` file is a pickle, and unpickling runs whatever the file names. Every read here
 uses `torch.load(..., weights_only=True)`, which only rebuilds tensors and plain containers;
 the one foreign class of official exports, `utils.HParams`, is mapped to our own inert
-`HParams` below (`torch.serialization.safe_globals`). The official code is never imported.
+`HParams` below (`torch.serialization.safe_globals`), and the `pathlib.PosixPath` /
+`WindowsPath` that Lightning checkpoints hold are rebuilt as the matching *pure* paths (no
+file-system access; a Windows path unpickles on Linux too). The official code is never imported.
 
 Version tags (`GPT_SoVITS/process_ckpt.py · my_save2, get_sovits_version_from_path_fast,
 load_sovits_new @48b1a01`): v1/v2 files are plain zip archives (first bytes "PK").
@@ -77,6 +81,8 @@ import torch
 
 from gsv_edu.atomic import atomic_save, atomic_write
 from gsv_edu.config import OFFICIAL_CONFIGS, OFFICIAL_S2_JSON
+from gsv_edu.gpt.config import GPTConfig, GPTConfigError
+from gsv_edu.gpt.t2s_model import Text2SemanticDecoder
 from gsv_edu.sovits.channels_last import use_channels_last_convs
 from gsv_edu.sovits.models import SynthesizerTrn
 from gsv_edu.sovits.weight_norm import fold_weight_norm, is_weight_normed
@@ -90,9 +96,13 @@ __all__ = [
     "as_hparams", "build_model", "detect_version", "StateDictDiff", "compare_state_dict", "weights_fingerprint",
     "CHECKPOINT_RE", "CheckpointPair", "checkpoint_dir", "list_checkpoints", "latest_checkpoint", "save_pair",
     "load_pair", "prune_checkpoints", "load_sv_model", "save_sv_model",
+    "GPTFileError", "GPTFile", "read_gpt_raw", "read_gpt_file", "load_gpt", "save_gpt", "gpt_export_dict",
 ]
 
 OFFICIAL_HPARAMS_NAME = "utils.HParams"  # module.qualname of the official config class (GPT_SoVITS/utils.py)
+# pickled name -> the inert class rebuilt in its place (Lightning stores its output_dir as a pathlib path)
+PATH_GLOBALS = [(pathlib.PurePosixPath, "pathlib.PosixPath"), (pathlib.PureWindowsPath, "pathlib.WindowsPath"),
+                pathlib.PurePosixPath, pathlib.PureWindowsPath]
 
 # First two bytes of a weight file → what the official reader makes of them
 # (GPT_SoVITS/process_ckpt.py · head2version @48b1a01, used by get_sovits_version_from_path_fast).
@@ -205,8 +215,9 @@ def _safe_torch_load(source, path: str):
         raise CheckpointError(f"{path}: reading official weight files safely needs torch >= 2.6 "
                               f"(torch.serialization.safe_globals with a (class, name) pair), "
                               f"found {torch.__version__}")
-    # our class under the official name, and under its own (files pickled with plain torch.save)
-    context = torch.serialization.safe_globals([(HParams, OFFICIAL_HPARAMS_NAME), HParams])
+    # our class under the official name, and under its own (files pickled with plain torch.save);
+    # pathlib paths (Lightning's hyper_parameters) as pure paths
+    context = torch.serialization.safe_globals([(HParams, OFFICIAL_HPARAMS_NAME), HParams, *PATH_GLOBALS])
     try:
         with context:
             return torch.load(source, map_location="cpu", weights_only=True)
@@ -214,7 +225,7 @@ def _safe_torch_load(source, path: str):
         lines = [ln.strip() for ln in str(e).splitlines() if "GLOBAL" in ln or "Unsupported" in ln]
         reason = lines[0].split(" was not an allowed global")[0] if lines else type(e).__name__
         raise CheckpointError(f"{path}: refused to unpickle it: the file contains more than tensors, "
-                              f"plain containers and {OFFICIAL_HPARAMS_NAME} ({reason})") from None
+                              f"plain containers, paths and {OFFICIAL_HPARAMS_NAME} ({reason})") from None
     except (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError) as e:
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(f"{path}: not a readable torch checkpoint (truncated or not a .pth file?): "
@@ -776,3 +787,140 @@ def prune_checkpoints(folder: str | os.PathLike, keep_last: int) -> list[int]:
             except FileNotFoundError:
                 pass
     return doomed
+
+
+# ---------------------------------------------------------------------------------------- GPT (s1) files
+
+GPT_PREFIX = "model."  # the Lightning module holds the decoder as `self.model`
+
+
+class GPTFileError(CheckpointError):
+    """A GPT weight file cannot be read or does not hold what it should (the message names the file)."""
+
+
+@dataclass
+class GPTFile:
+    """What a GPT file holds. `weights` are keyed as the decoder's state dict (no "model." prefix),
+    in the file's dtype; `config` is None only when the file has none."""
+
+    path: str
+    kind: str  # "export" (official export or pretrained s1) or "lightning"
+    weights: "OrderedDict[str, torch.Tensor]"
+    config: GPTConfig | None
+    raw_config: dict | None
+    info: str | None = None
+    epoch: int | None = None
+    global_step: int | None = None
+    optimizer_states: list = field(default_factory=list)
+    lr_schedulers: list = field(default_factory=list)
+
+
+def read_gpt_raw(path: str | os.PathLike) -> Any:
+    """The whole content of a GPT file (export or Lightning checkpoint), read safely (`_load_raw`)."""
+    path = os.fspath(path)
+    try:
+        return _load_raw(path)
+    except GPTFileError:
+        raise
+    except CheckpointError as e:
+        raise GPTFileError(str(e)) from None
+
+
+def _strip_gpt_prefix(weights: dict, path: str) -> "OrderedDict[str, torch.Tensor]":
+    if not isinstance(weights, dict) or not weights:
+        raise GPTFileError(f"{path}: the weights are empty or not a mapping of tensors")
+    bad = [k for k, v in weights.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise GPTFileError(f"{path}: weight entries that are not tensors: {bad[:5]}")
+    prefixed = [k.startswith(GPT_PREFIX) for k in weights]
+    if all(prefixed):
+        return OrderedDict((k[len(GPT_PREFIX):], v) for k, v in weights.items())
+    if any(prefixed):
+        raise GPTFileError(f"{path}: some weight keys start with {GPT_PREFIX!r} and some do not "
+                           f"(e.g. {next(k for k in weights if not k.startswith(GPT_PREFIX))!r})")
+    return OrderedDict(weights)
+
+
+def _gpt_config(raw: Any, path: str) -> GPTConfig:
+    try:
+        return GPTConfig.from_dict(raw, source=f"{path}: config")
+    except GPTConfigError as e:
+        raise GPTFileError(str(e)) from None
+
+
+def read_gpt_file(path: str | os.PathLike) -> GPTFile:
+    """Read an export, a pretrained s1 file or a Lightning checkpoint (format told by its keys)."""
+    path = os.fspath(path)
+    data = read_gpt_raw(path)
+    if not isinstance(data, dict):
+        raise GPTFileError(f"{path}: expected a dict with 'weight' (export) or 'state_dict' (Lightning), "
+                           f"got {type(data).__name__}")
+    if "weight" in data:
+        raw = data.get("config")
+        return GPTFile(path=path, kind="export", weights=_strip_gpt_prefix(data["weight"], path),
+                       config=None if raw is None else _gpt_config(raw, path), raw_config=raw,
+                       info=data.get("info") if isinstance(data.get("info"), str) else None)
+    if "state_dict" in data:
+        hyper = data.get("hyper_parameters") or {}
+        raw = hyper.get("config") if isinstance(hyper, dict) else None
+        return GPTFile(path=path, kind="lightning", weights=_strip_gpt_prefix(data["state_dict"], path),
+                       config=None if raw is None else _gpt_config(raw, path), raw_config=raw,
+                       epoch=data.get("epoch"), global_step=data.get("global_step"),
+                       optimizer_states=list(data.get("optimizer_states") or []),
+                       lr_schedulers=list(data.get("lr_schedulers") or []))
+    raise GPTFileError(f"{path}: not a GPT file: no 'weight' (export / pretrained s1) or 'state_dict' "
+                       f"(Lightning checkpoint) key; found {sorted(map(str, data))[:8]}")
+
+
+def _check_gpt_keys(model: Text2SemanticDecoder, weights: dict, path: str) -> None:
+    diff = compare_state_dict(weights, model.state_dict())
+    problems = []
+    if diff.missing:
+        problems.append(f"{len(diff.missing)} missing key(s), e.g. {diff.missing[:3]}")
+    if diff.unexpected:
+        problems.append(f"{len(diff.unexpected)} unexpected key(s), e.g. {diff.unexpected[:3]}")
+    if diff.mismatched:
+        problems.append(f"{len(diff.mismatched)} shape mismatch(es), e.g. {diff.mismatched[:2]}")
+    if problems:
+        raise GPTFileError(f"{path}: the weights do not fit the config's Text2SemanticDecoder: " + "; ".join(problems))
+
+
+def load_gpt(path: str | os.PathLike, device: str | torch.device = "cpu", *, config: Any = None,
+             dtype: torch.dtype = torch.float32, pr2537_text_mask: bool = False) -> Text2SemanticDecoder:
+    """A Text2SemanticDecoder built from the file's config (or `config`), weights loaded strictly, eval mode.
+
+    The model's `loaded_from` attribute is the file's `GPTFile` record without the weights.
+    """
+    record = read_gpt_file(path)
+    cfg = GPTConfig.from_dict(config) if config is not None else record.config
+    if cfg is None:
+        raise GPTFileError(f"{record.path}: the file holds no config; pass config= (e.g. GPTConfig.preset('official-v2'))")
+    model = Text2SemanticDecoder(cfg, pr2537_text_mask=pr2537_text_mask)
+    _check_gpt_keys(model, record.weights, record.path)
+    model.load_state_dict(record.weights, strict=True)
+    model = model.to(device=device, dtype=dtype).eval()
+    record.weights = OrderedDict()
+    model.loaded_from = record
+    return model
+
+
+def gpt_export_dict(model: torch.nn.Module, config: Any = None, *, epoch: int | None = None,
+                    info: str | None = None) -> dict:
+    """The official export: {"weight": {"model." + key: fp16}, "config": dict, "info": "GPT-e{epoch}"}."""
+    model = _unwrap(model)
+    cfg = config if config is not None else getattr(model, "config", None)
+    if cfg is None:
+        raise GPTFileError("save_gpt: no config given and the model has none")
+    raw = cfg.to_dict() if isinstance(cfg, GPTConfig) else GPTConfig.from_dict(cfg).to_dict()
+    weight = OrderedDict((GPT_PREFIX + k, v.detach().to("cpu", torch.float16)) for k, v in model.state_dict().items())
+    if info is None:
+        info = f"GPT-e{epoch}" if epoch is not None else "GPT"
+    return {"weight": weight, "config": raw, "info": info}
+
+
+def save_gpt(model: torch.nn.Module, path: str | os.PathLike, config: Any = None, *, epoch: int | None = None,
+             info: str | None = None) -> str:
+    """Write `model` as an official GPT export (what the official inference UI loads); returns the path."""
+    path = os.fspath(path)
+    atomic_save(gpt_export_dict(model, config, epoch=epoch, info=info), path)
+    return path

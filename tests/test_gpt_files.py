@@ -18,7 +18,7 @@ import torch
 
 from conftest import FIXTURES
 from gsv_edu.gpt.config import GPTConfig
-from gsv_edu.gpt.files import GPTFileError, load_gpt, read_gpt_file, save_gpt
+from gsv_edu.weights import CheckpointError, GPTFileError, load_gpt, read_gpt_file, save_gpt
 from gsv_edu.gpt.t2s_model import Text2SemanticDecoder
 
 LIGHTNING = FIXTURES.parent / "gpt" / "lightning"
@@ -149,7 +149,7 @@ def test_lightning_paths_become_pure_paths(tmp_path):
 
 
 @pytest.mark.parametrize("content, message", [
-    (b"", "not a torch checkpoint"),
+    (b"", "empty or truncated file"),
     (b"hello world", "not a torch checkpoint"),
     ("truncated", "not a readable torch checkpoint"),
     ("list", "expected a dict"),
@@ -173,3 +173,4 @@ def test_bad_files_are_clear_errors(tmp_path, content, message):
     assert str(path) in str(e.value)
     with pytest.raises(GPTFileError, match="cannot open"):
         load_gpt(tmp_path / "absent.ckpt")
+    assert issubclass(GPTFileError, CheckpointError)  # one family of errors for every weight file

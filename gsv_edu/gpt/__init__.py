@@ -10,5 +10,5 @@ Mirrors `GPT_SoVITS/AR/` @48b1a01, one module per idea:
 - `kv_cache`    the fast incremental decoder behind `infer_panel`
 
 Weight files (official exports, pretrained s1, Lightning checkpoints) are read and written by
-`gsv_edu.gpt.files` (`load_gpt`, `save_gpt`).
+`gsv_edu.weights` (`read_gpt_file`, `load_gpt`, `save_gpt`), the one owner of weight files.
 """

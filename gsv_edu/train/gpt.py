@@ -69,7 +69,6 @@ from gsv_edu.config import parse_value
 from gsv_edu.data.loader import EpochBatches
 from gsv_edu.gpt.config import GPTConfig, GPTConfigError
 from gsv_edu.gpt.dataset import Text2SemanticDataset, official_batch_size
-from gsv_edu.gpt.files import GPTFileError, _safe_load, load_gpt, save_gpt  # _safe_load: the one safe unpickler
 from gsv_edu.gpt.optim import OFFICIAL_LOCKED_LR, official_optimizer
 from gsv_edu.gpt.sampler import BucketBatchSampler
 from gsv_edu.gpt.t2s_model import Text2SemanticDecoder
@@ -77,7 +76,7 @@ from gsv_edu.train.distributed import DistributedContext, all_true, barrier, gat
 from gsv_edu.train.logs import RunLogger, read_metrics, setup_logging
 from gsv_edu.train.rng import capture_rng_state, restore_rng_state
 from gsv_edu.train.run import TrainingDiverged
-from gsv_edu.weights import weights_fingerprint
+from gsv_edu.weights import GPTFileError, load_gpt, read_gpt_raw, save_gpt, weights_fingerprint
 
 __all__ = ["train_gpt", "GPTTrainingRun", "GPTRunOptions", "GPTTrainResult", "TrainingDiverged", "gpt_config",
            "list_gpt_checkpoints", "read_gpt_checkpoint", "lightning_loops", "CKPT_DIR", "WEIGHTS_DIR", "CONFIG_FILE",
@@ -184,13 +183,13 @@ def list_gpt_checkpoints(run_dir: str | os.PathLike) -> list[tuple[int, int, Pat
 
 
 def read_gpt_checkpoint(path: str | os.PathLike) -> dict:
-    """The whole dict of a Lightning-format checkpoint (ours or official), read safely (`gsv_edu.gpt.files`).
+    """The whole dict of a Lightning-format checkpoint (ours or official), read safely (`gsv_edu.weights.read_gpt_raw`).
 
     Unlike `read_gpt_file` (which keeps the weights, config and optimizer states), this keeps every
     key: the resume needs `loops` and gsv_edu's `gsv_edu` entry too.
     """
     path = os.fspath(path)
-    data = _safe_load(path)
+    data = read_gpt_raw(path)
     needed = ("state_dict", "optimizer_states", "global_step", "epoch")
     if not isinstance(data, dict) or any(k not in data for k in needed):
         found = sorted(map(str, data))[:8] if isinstance(data, dict) else type(data).__name__
