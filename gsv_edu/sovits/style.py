@@ -106,7 +106,11 @@ class StyleAttention(nn.Module):
         scores = torch.matmul(q, k.transpose(-2, -1)) / self.temperature  # [B, h, T, T]
         if mask is not None:
             scores = scores.masked_fill(mask[:, None, None, :], float("-inf"))
-        p_attn = self.attn_dropout(F.softmax(scores, dim=-1))  # [B, h, T, T]
+        # The official code lays the heads out head-major ([h·B, T, T]), and a dropout mask is
+        # drawn in memory order: drop on that layout so that a seeded training step with B > 1
+        # draws the official mask (GPT_SoVITS/module/modules.py · MultiHeadAttention.forward @48b1a01).
+        p_attn = F.softmax(scores, dim=-1).transpose(0, 1).contiguous()  # [h, B, T, T]
+        p_attn = self.attn_dropout(p_attn).transpose(0, 1)  # [B, h, T, T]
         out = torch.matmul(p_attn, v)  # [B, h, T, d_v]
         out = out.transpose(1, 2).reshape(b, t, self.n_head * self.d_v)  # [B, T, h·d_v]
         return self.dropout(self.fc(out)) + x
