@@ -1,28 +1,48 @@
 """The residual vector quantizer that turns HuBERT features into the 25 Hz semantic tokens.
 
-Mirrors `GPT_SoVITS/module/quantize.py` (`ResidualVectorQuantizer`) and `module/core_vq.py`
-(`EuclideanCodebook`, `VectorQuantization`, `ResidualVectorQuantization`), reference §4. That
-code comes from EnCodec (Défossez et al. 2022, "High Fidelity Neural Audio Compression"),
-itself after SoundStream (Zeghidour et al. 2021) and VQ-VAE (van den Oord et al. 2017): the
-codebook is learned with exponential moving averages (EMA) of the assigned vectors instead of
-gradients, initialised by k-means on the first batch, and codes that are no longer used
-("dead" codes) are replaced by random batch vectors.
+Mirrors `GPT_SoVITS/module/quantize.py · ResidualVectorQuantizer` and `GPT_SoVITS/module/core_vq.py ·
+EuclideanCodebook, VectorQuantization, ResidualVectorQuantization @48b1a01`. That code comes from
+EnCodec (Défossez et al. 2022, "High Fidelity Neural Audio Compression"), itself after SoundStream
+(Zeghidour et al. 2021) and VQ-VAE (van den Oord et al. 2017): the codebook is learned with
+exponential moving averages (EMA) of the assigned vectors instead of gradients, initialised by
+k-means on the first batch, and codes that are no longer used ("dead" codes) are replaced by random
+batch vectors.
 
 In SoVITS the quantizer has a single layer of 1024 codes of dimension 768 and is frozen in all
-released configs (it is always run in eval mode, reference §13.2), so only `encode`/`decode`
-and the eval forward matter for the released models; the training path (EMA, k-means,
-expiry, commitment loss) is implemented and tested for completeness.
+released configs (`GPT_SoVITS/module/models.py · SynthesizerTrn.forward @48b1a01` puts it in eval
+mode), so only `encode`/`decode` and the eval forward matter for the released models. The training
+path is implemented to the official numbers all the same (fixture `rvq_train_expiry.pt`: five
+official training steps with dead codes at every step).
 
-Distributed training. The codebook statistics must stay identical on every rank. When a
-`torch.distributed` process group is initialised, this module
-- computes the k-means initialisation on rank 0 and broadcasts it,
-- all-reduces (sums) the per-code counts and vector sums before the EMA update, so every rank
-  applies the update of the whole global batch (equal to one process seeing all the data),
-- draws the replacement vectors of expired codes on rank 0 and broadcasts them.
-Without a process group it simply works on the local batch. Difference from the official code
-(reference §13.3): the official `EuclideanCodebook` calls `dist.get_rank()`/`dist.broadcast`
-unconditionally and crashes outside torch.distributed (k-means init of a fresh model, or a
-dead-code expiry), and it does not all-reduce the EMA statistics.
+One training step of a codebook (`GPT_SoVITS/module/core_vq.py · EuclideanCodebook.forward @48b1a01`):
+1. k-means initialisation if the codebook is fresh (in any mode), on the frames of all ranks;
+2. codes and quantized vectors from the codebook *as it is before this step*;
+3. EMA update: per-code counts and vector sums of the batch (summed over all ranks), then
+   `embed = embed_avg / smoothed count` for every code (VQ-VAE appendix, the equations core_vq's
+   comments call (6)–(8));
+4. dead-code expiry: the codes whose EMA count is now below `threshold_ema_dead_code` get fresh
+   vectors drawn from the batch (frames of all ranks), exactly as many as there are dead codes,
+   written into `embed` only. `embed_avg` and `cluster_size` keep their values, so a fresh vector
+   lives until the next step's EMA update recomputes `embed` from them.
+
+Distributed training. With a `torch.distributed` process group of world size > 1, every rank
+applies the same update: counts and sums are all-reduced (summed) before the EMA; k-means and the
+expiry draw from the frames gathered from all ranks (each rank contributes as many frames as the
+rank with the fewest has, like `GPT_SoVITS/module/ddp_utils.py · SyncFunction.forward @48b1a01`);
+rank 0 alone draws the random numbers and broadcasts its result, and after an initialisation or an
+expiry all buffers are broadcast from rank 0. So a run on R ranks equals one process on the
+gathered batch with rank 0's random stream.
+
+Differences from the official code (`GPT_SoVITS/module/core_vq.py · EuclideanCodebook.init_embed_,
+EuclideanCodebook.expire_codes_ @48b1a01`), none of which changes a number:
+- no process group: the official calls `dist.get_rank()`/`dist.broadcast` unconditionally and fails
+  (k-means of a fresh codebook, or an expiry); here the process is rank 0 of a world of one, which
+  gives exactly what a single-process gloo group gives;
+- k-means on several ranks: the official broadcasts rank 0's integer counts into float buffers on
+  the other ranks, which gloo rejects (a size mismatch, measured at 48b1a01); here the counts are
+  converted to float before the broadcast;
+- k-means means: the official averages each cluster in a Python loop; here one `index_add_` sums
+  them (the same means up to float32 rounding).
 """
 from __future__ import annotations
 
@@ -32,19 +52,59 @@ from torch import nn
 from torch.nn import functional as F
 
 KMEANS_MAX_SAMPLES = 10_000  # k-means initialisation uses at most this many frames of the batch
+KMEANS_CHUNK = 64  # k-means assigns frames to means in chunks of this many rows (as the official)
 
 
-def _distributed() -> bool:
-    """True when a torch.distributed process group is initialised (then statistics are synced)."""
+# --- process group -------------------------------------------------------------------------------
+
+def _group_initialised() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
-def _is_rank0() -> bool:
-    return not _distributed() or dist.get_rank() == 0
+def _world_size() -> int:
+    """Number of ranks; 1 without a process group."""
+    return dist.get_world_size() if _group_initialised() else 1
 
+
+def _rank() -> int:
+    """This process's rank; 0 without a process group."""
+    return dist.get_rank() if _group_initialised() else 0
+
+
+def _gather_frames(x: torch.Tensor) -> torch.Tensor:
+    """Frames x [N, D] of every rank, rank after rank → [R·n_min, D]; x itself on a single rank.
+
+    Each rank contributes its first n_min rows, n_min being the smallest N among the ranks (what
+    the official SyncFunction gathers). Every rank receives the same tensor.
+    """
+    world = _world_size()
+    if world == 1:
+        return x
+    n = torch.tensor([x.size(0)], device=x.device)
+    sizes = [torch.zeros_like(n) for _ in range(world)]
+    dist.all_gather(sizes, n)
+    n_min = min(int(s.item()) for s in sizes)
+    parts = [torch.empty(n_min, *x.shape[1:], dtype=x.dtype, device=x.device) for _ in range(world)]
+    dist.all_gather(parts, x[:n_min].contiguous())
+    return torch.cat(parts)  # [R·n_min, D]
+
+
+def _broadcast_buffers(module: nn.Module) -> None:
+    """Copy rank 0's floating-point buffers to every rank (nothing to do on a single rank)."""
+    if _world_size() == 1:
+        return
+    for buf in module.buffers():
+        if buf.is_floating_point():
+            dist.broadcast(buf, src=0)
+
+
+# --- sampling and k-means ------------------------------------------------------------------------
 
 def sample_vectors(samples: torch.Tensor, num: int) -> torch.Tensor:
-    """`num` random rows of samples [N, D]: without replacement if N ≥ num, else with replacement."""
+    """`num` random rows of samples [N, D]: without replacement if N ≥ num, else with replacement.
+
+    The random calls are part of the numbers: `randperm(N)` if N ≥ num, else `randint(0, N, (num,))`.
+    """
     n = samples.size(0)
     if n >= num:
         indices = torch.randperm(n, device=samples.device)[:num]  # [num]
@@ -53,28 +113,26 @@ def sample_vectors(samples: torch.Tensor, num: int) -> torch.Tensor:
     return samples[indices]  # [num, D]
 
 
-def _squared_distances(x: torch.Tensor, embed: torch.Tensor) -> torch.Tensor:
-    """‖x_n − e_k‖² for x [N, D], embed [K, D], via ‖x‖² − 2·x·e + ‖e‖² → [N, K]."""
-    return x.pow(2).sum(1, keepdim=True) - 2 * x @ embed.t() + embed.pow(2).sum(1).unsqueeze(0)
-
-
 def kmeans(samples: torch.Tensor, num_clusters: int, num_iters: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
     """Lloyd's k-means on samples [N, D] → (means [K, D], counts [K] of the last assignment).
 
-    At most KMEANS_MAX_SAMPLES random rows are used; the means start from random samples;
-    a cluster that receives no sample keeps its previous mean. (Distances are computed by
-    expansion, which needs N×K memory instead of the N×K×D of a broadcast difference.)
+    At most KMEANS_MAX_SAMPLES random rows are used; the means start from random samples (drawn
+    with replacement when N < K, so some start equal); a cluster that receives no sample keeps
+    its previous mean. The counts are those of the last assignment, made before the last update
+    of the means.
     """
     if samples.size(0) > KMEANS_MAX_SAMPLES:
         samples = sample_vectors(samples, KMEANS_MAX_SAMPLES)  # [N', D]
     means = sample_vectors(samples, num_clusters)  # [K, D]
     bins = torch.zeros(num_clusters, dtype=torch.long, device=samples.device)
     for _ in range(num_iters):
-        buckets = (-_squared_distances(samples, means)).max(dim=-1).indices  # [N], nearest mean
+        # Nearest mean by Euclidean distance (first index on ties), chunk by chunk as the official.
+        buckets = torch.cat([torch.cdist(chunk, means, p=2).argmin(dim=1)
+                             for chunk in samples.split(KMEANS_CHUNK)])  # [N]
         bins = torch.bincount(buckets, minlength=num_clusters)  # [K]
         empty = bins == 0
-        new_means = torch.zeros_like(means).index_add_(0, buckets, samples)  # [K, D], sums
-        new_means = new_means / bins.masked_fill(empty, 1).unsqueeze(1).to(samples.dtype)
+        sums = torch.zeros_like(means).index_add_(0, buckets, samples)  # [K, D]
+        new_means = sums / bins.masked_fill(empty, 1).unsqueeze(1).to(samples.dtype)  # [K, D]
         means = torch.where(empty.unsqueeze(1), means, new_means)
     return means, bins
 
@@ -107,50 +165,58 @@ class EuclideanCodebook(nn.Module):
     # --- initialisation and dead codes -------------------------------------------------------
     @torch.no_grad()
     def init_embed_(self, data: torch.Tensor) -> None:
-        """k-means initialisation from data [N, D] if not done yet (rank 0 computes, all receive).
+        """k-means initialisation from data [N, D] (this rank's frames) if not done yet.
 
+        The frames of all ranks are gathered; rank 0 computes k-means and broadcasts it.
         Official quirk (from EnCodec's core_vq, kept for the numbers): `embed_avg` is set to the
         means while `cluster_size` gets the counts, although the EMA treats embed_avg as a *sum*
-        (embed = embed_avg / count). The first EMA updates therefore shrink each codeword by about
-        its count, and a code with count 0 is divided by ε and explodes; with the overwritten
-        dead-code expiry (see `_ema_update`) such codes are lost for good. Only matters when an
-        unfrozen quantizer is trained, which no released config does (book chapter 03 measures it).
+        (embed = embed_avg / count). The first EMA updates therefore shrink each codeword towards
+        zero by about its count, and a code with count 0 gets embed_avg / ε-smoothed count. Such
+        codes are dead, and the expiry after the EMA update replaces them in `embed` with batch
+        vectors (book chapter 03 follows it step by step).
         """
         if self.inited.item():
             return
-        if _is_rank0():
+        data = _gather_frames(data)  # [R·n_min, D]
+        if _rank() == 0:
             embed, cluster_size = kmeans(data, self.codebook_size, self.kmeans_iters)
+            cluster_size = cluster_size.to(self.cluster_size.dtype)  # integer counts → float buffer
         else:
             embed = torch.empty_like(self.embed)
             cluster_size = torch.empty_like(self.cluster_size)
-        cluster_size = cluster_size.to(self.cluster_size.dtype)
-        if _distributed():
+        if _group_initialised():
             dist.broadcast(embed, src=0)
             dist.broadcast(cluster_size, src=0)
         self.embed.copy_(embed)
         self.embed_avg.copy_(embed)
         self.cluster_size.copy_(cluster_size)
         self.inited.fill_(1.0)
+        _broadcast_buffers(self)
 
     @torch.no_grad()
     def expire_codes_(self, batch_samples: torch.Tensor) -> None:
-        """Replace the codewords whose EMA count fell below the threshold by random batch vectors.
+        """Give the codes whose EMA count is below the threshold fresh vectors from the batch.
 
-        batch_samples [N, D]. `embed_avg` and `cluster_size` are not touched. The replacement
-        vectors are drawn on rank 0 and broadcast, so every rank makes the same replacement.
+        batch_samples [N, D] are this rank's frames; the frames of all ranks are gathered. Rank 0
+        draws exactly one vector per dead code (`sample_vectors(frames, n_dead)`) and broadcasts
+        them; they are written into `embed` in code order. `embed_avg` and `cluster_size` are not
+        touched, so the next EMA update recomputes these codewords from them.
         """
         if self.threshold_ema_dead_code == 0:
             return
         expired = self.cluster_size < self.threshold_ema_dead_code  # [K] bool, identical on every rank
-        if not torch.any(expired):
+        n_expired = int(expired.sum().item())
+        if n_expired == 0:
             return
-        if _is_rank0():
-            replacement = sample_vectors(batch_samples, self.codebook_size)  # [K, D]
+        frames = _gather_frames(batch_samples)  # [R·n_min, D]
+        if _rank() == 0:
+            fresh = sample_vectors(frames, n_expired)  # [n_expired, D]
         else:
-            replacement = torch.empty_like(self.embed)
-        if _distributed():
-            dist.broadcast(replacement, src=0)
-        self.embed.copy_(torch.where(expired.unsqueeze(1), replacement, self.embed))
+            fresh = torch.zeros(n_expired, self.dim, dtype=self.embed.dtype, device=self.embed.device)
+        if _group_initialised():
+            dist.broadcast(fresh, src=0)
+        self.embed[expired] = fresh
+        _broadcast_buffers(self)
 
     # --- lookup ------------------------------------------------------------------------------
     def quantize(self, x: torch.Tensor) -> torch.Tensor:
@@ -172,31 +238,29 @@ class EuclideanCodebook(nn.Module):
         return self.dequantize(embed_ind)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x [B, T, D] → (quantized [B, T, D], codes [B, T]); in training mode also updates the EMA.
+        """x [B, T, D] → (quantized [B, T, D], codes [B, T]).
 
-        Codes and quantized values always use the codebook as it was *before* this call's update.
+        In training mode the codebook then learns from the batch: EMA update, then dead-code
+        expiry. Codes and quantized values use the codebook as it was *before* this call.
         """
         flat = x.reshape(-1, x.size(-1))  # [N, D], time-major flattening of [B, T]
         self.init_embed_(flat.detach())  # k-means on the first batch, in any mode (as the official)
         embed_ind = self.quantize(flat)  # [N]
         quantize = self.dequantize(embed_ind).view_as(x)  # [B, T, D]
-        embed_ind = embed_ind.view(*x.shape[:-1])  # [B, T]
         if self.training:
-            self._ema_update(flat.detach(), embed_ind.reshape(-1))
-        return quantize, embed_ind
+            self._ema_update(flat.detach(), embed_ind)
+            # After the EMA the buffers are identical on every rank, so every rank finds the
+            # same dead codes.
+            self.expire_codes_(flat.detach())
+        return quantize, embed_ind.view(*x.shape[:-1])  # [B, T, D], [B, T]
 
     @torch.no_grad()
     def _ema_update(self, flat: torch.Tensor, embed_ind: torch.Tensor) -> None:
         """EMA codebook update from the batch vectors flat [N, D] and their codes [N]."""
-        # Official order (from EnCodec): dead codes are expired first, then the EMA update
-        # recomputes every codeword as embed_avg / smoothed count. Official quirk: that
-        # recomputation overwrites the replacement just written, so in the official code (and
-        # here) the expiry changes no buffer; it only consumes random numbers (EnCodec issue #61).
-        self.expire_codes_(flat)
         onehot = F.one_hot(embed_ind, self.codebook_size).to(flat.dtype)  # [N, K]
         counts = onehot.sum(0)  # [K]
         embed_sum = flat.t() @ onehot  # [D, K]
-        if _distributed():
+        if _world_size() > 1:
             # Sum the statistics of the whole global batch, so every rank applies the same update.
             dist.all_reduce(counts)
             dist.all_reduce(embed_sum)
@@ -205,7 +269,7 @@ class EuclideanCodebook(nn.Module):
         # Laplace-smoothed counts, rescaled to the total n: (c + ε) / (n + K·ε) · n.
         n = self.cluster_size.sum()
         smoothed = (self.cluster_size + self.epsilon) / (n + self.codebook_size * self.epsilon) * n  # [K]
-        self.embed.copy_(self.embed_avg / smoothed.unsqueeze(1))
+        self.embed.copy_(self.embed_avg / smoothed.unsqueeze(1))  # [K, D]
 
 
 class VectorQuantization(nn.Module):
