@@ -78,8 +78,8 @@ class ChineseBert:
         inputs = self.tokenizer(text, return_tensors="pt")
         n_tokens = int(inputs["input_ids"].shape[1])
         if n_tokens != len(text) + 2:
-            raise BertError(f"{self.name}: {text!r} gives {n_tokens - 2} tokens for {len(text)} characters; phone-level "
-                            f"features need one token per character (official get_bert_feature): is this "
+            raise BertError(f"{self.name}: {text!r} gives {n_tokens - 2} tokens for {len(text)} characters; "
+                            f"phone-level features need one token per character (official get_bert_feature): is this "
                             f"chinese-roberta-wwm-ext-large's tokenizer, and the text normalised Chinese?")
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
         out = self.model(**inputs, output_hidden_states=True)
