@@ -22,10 +22,10 @@ from __future__ import annotations
 from .eres2net import (AFF, OFFICIAL_SV_ARGS, SV_PRESETS, TINY_SV_ARGS, TINY_SV_SEED, BasicBlockERes2NetV2,
                        BasicBlockERes2NetV2AFF, ERes2NetV2, build_preset, sv_args_from_state_dict, sv_vector_dim)
 from .kaldi import KaldiFbankError, kaldi_fbank, mel_banks
-from .resample import Resample, ResampleError, resample
+from .resample import Resample, ResampleError, resample, sinc_resample_kernel
 from .speaker_vector import SpeakerVector, speaker_vector, sv_features
 
 __all__ = ["ERes2NetV2", "AFF", "BasicBlockERes2NetV2", "BasicBlockERes2NetV2AFF", "OFFICIAL_SV_ARGS",
            "TINY_SV_ARGS", "TINY_SV_SEED", "SV_PRESETS", "build_preset", "sv_vector_dim", "kaldi_fbank", "mel_banks",
-           "KaldiFbankError", "Resample", "resample", "ResampleError", "SpeakerVector", "speaker_vector",
+           "KaldiFbankError", "Resample", "resample", "ResampleError", "sinc_resample_kernel", "SpeakerVector", "speaker_vector",
            "sv_features", "sv_args_from_state_dict"]
