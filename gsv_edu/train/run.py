@@ -36,6 +36,7 @@ exactly where it stopped. An official checkpoint without our keys is resumed the
 """
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import sys
@@ -73,6 +74,7 @@ def train(config: Config, data_dir: str | os.PathLike, run_dir: str | os.PathLik
     from the environment and torn down at the end). Raises `TrainingDiverged` when
     `train.max_nonfinite_steps` consecutive steps had a non-finite loss. `tensorboard=False`
     writes only metrics.jsonl and the log (no images or audio, which take time to render).
+    `config` is not modified: the run works on a copy (RUN/config.json is that copy).
     """
     ctx = init_distributed(device)
     try:
@@ -108,7 +110,9 @@ class TrainingRun:
 
     def __init__(self, cfg: Config, data_dir: Path, run_dir: Path, ctx: DistributedContext, *,
                  progress: bool = True, quiet: bool = False, tensorboard: bool = True):
-        self.cfg, self.data_dir, self.run_dir, self.ctx = cfg, data_dir, run_dir, ctx
+        # The run writes its own fields (name, folders, pretrained paths; `_record_run_fields`) into
+        # its config: a copy, so the caller's object stays as it was (and can start another run).
+        self.cfg, self.data_dir, self.run_dir, self.ctx = copy.deepcopy(cfg), data_dir, run_dir, ctx
         self.progress, self.quiet, self.tensorboard = progress, quiet, tensorboard
         self.started = time.perf_counter()
         # made by setup():
@@ -423,9 +427,13 @@ class TrainingRun:
 
 
 def mel_summary(run_dir: Path) -> tuple[tuple[int, float] | None, tuple[int, float] | None]:
-    """((step, mel) of the first logged step, (last step, mean mel of the last three log lines))."""
+    """((step, mel) of the first logged step, (last step, mean mel of the last three log lines)).
+
+    Log lines without a mel value (a NaN is written as null) are left out; with fewer than three
+    lines, the mean of those there are.
+    """
     rows = [r for r in read_metrics(run_dir) if r.get("loss/g/mel") is not None]
     if not rows:
         return None, None
-    last = rows[-3:] if len(rows) > 3 else rows[-1:]
+    last = rows[-3:]
     return (rows[0]["step"], rows[0]["loss/g/mel"]), (rows[-1]["step"], sum(r["loss/g/mel"] for r in last) / len(last))
