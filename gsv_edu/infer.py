@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from gsv_edu import audio
-from gsv_edu.config import Config
+from gsv_edu.config import Config, ConfigError
 from gsv_edu.hubert import features, load_content_encoder
 from gsv_edu.sv import TINY_SV_SEED, ERes2NetV2, SpeakerVector, build_preset
 from gsv_edu.text import clean_text, cleaned_text_to_sequence, normalize_language
@@ -70,6 +70,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
         loaded = load_sovits(path, device, inference=True)
     except CheckpointError as e:
         raise InferenceError(f"--sovits {e}") from None
+    _config_of(loaded.model)  # a bad or foreign config is an error now, naming its file
     return loaded.model  # with .loaded_from: the file's config and version
 
 
@@ -245,14 +246,29 @@ def synthesize(model, *, ref: AudioInput | list[AudioInput], source: AudioInput,
 
 
 def _config_of(model):
-    """The model's Config (from the weight file's stored config; else the official defaults)."""
+    """The model's Config: the one its weight file came with (`load_model`: stored in the file,
+    or the config.json beside it). A config that is not a SoVITS s2 config (an unknown key, a
+    value of the wrong type) is an InferenceError naming that file, never replaced by defaults.
+
+    A model built in code (no `loaded_from`) has no file: it gets the data section of the
+    official s2.json (32 kHz, n_fft 2048, hop 640, which every released v1/v2/v2Pro config
+    shares), provided its spectrogram width fits it.
+    """
     loaded = getattr(model, "loaded_from", None)
-    if loaded is not None and getattr(loaded, "hps", None) is not None:
-        try:
-            return Config.from_dict(loaded.hps.to_dict(), source="the weight file's config")
-        except Exception:  # an official config with keys we do not know: the data section is all we need
-            pass
-    return Config.preset("official-v2")
+    if loaded is None or getattr(loaded, "hps", None) is None:
+        config = Config.preset("official-v2")
+        expected = config.data.filter_length // 2 + 1
+        if getattr(model, "spec_channels", expected) != expected:
+            raise InferenceError(f"the model takes {model.spec_channels}-bin spectrograms but has no config to say "
+                                 f"how to make them (the official data settings give {expected}): load it with "
+                                 f"load_model(path) from a weight file that carries or sits beside its config")
+        return config
+    source = getattr(loaded, "config_source", "") or loaded.path
+    try:
+        return Config.from_dict(loaded.hps.to_dict(), source=source)
+    except ConfigError as e:
+        raise InferenceError(f"--sovits {e}; this is not the SoVITS (s2.json-layout) config the weights were "
+                             f"trained with") from None
 
 
 def main(argv: list[str] | None = None) -> int:
