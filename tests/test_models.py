@@ -230,10 +230,21 @@ def test_ssl_dim_is_a_parameter():
     assert tuple(sd["quantizer.vq.layers.0._codebook.embed"].shape) == (1024, 24)
 
 
-def test_discriminator_is_re_exported():
+def test_discriminator_re_exported_by_models_is_the_official_one():
+    """`gsv_edu.sovits.models.MultiPeriodDiscriminator` (where the trainer takes it from, as the
+    official `GPT_SoVITS/module/models.py @48b1a01` defines it beside SynthesizerTrn) at the official
+    v2 size with the rule weights gives the official scores of mpd_official_io.pt (README §7)."""
     from gsv_edu.sovits import models
-    from gsv_edu.sovits.discriminators import MultiPeriodDiscriminator
-    assert models.MultiPeriodDiscriminator is MultiPeriodDiscriminator
+
+    mpd = weight_rule.fill_module(models.MultiPeriodDiscriminator(False, "v2")).eval()
+    io = load_fixture("mpd_official_io.pt")
+    with torch.no_grad():
+        y_d_rs, y_d_gs, _, _ = mpd(io["y"], io["y_hat"])
+    assert mpd.periods == io["periods"] == [2, 3, 5, 7, 11]
+    for ours, ref in ((y_d_rs, io["y_d_rs"]), (y_d_gs, io["y_d_gs"])):
+        assert len(ours) == len(ref) == 6
+        for a, b in zip(ours, ref):
+            assert_fixture_close(a, b)
 
 
 # ---------------------------------------------------------------------------------- official size
