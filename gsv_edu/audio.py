@@ -91,19 +91,23 @@ def save_audio(path: str | os.PathLike, y, sampling_rate: int = SOVITS_SR) -> No
     sf.write(os.fspath(path), np.clip(y, -1.0, 1.0), sampling_rate, subtype="PCM_16")
 
 
-def loudness_normalize(y: np.ndarray, peak_target: float = 0.95, alpha: float = 0.5) -> np.ndarray:
-    """The official loudness mix: half peak-normalised to 0.95, half the original signal.
+def loudness_normalize(y: np.ndarray, peak_target: float = 0.95, alpha: float = 0.5,
+                       gain: float = 1.0) -> np.ndarray:
+    """The official loudness mix: half peak-normalised to 0.95, half the original signal, × gain.
 
-        y_mix = peak_target · alpha · y / max|y| + (1 − alpha) · y
+        y_mix = gain · (peak_target · alpha · y / max|y| + (1 − alpha) · y)
 
     The official preparation (`GPT_SoVITS/prepare_datasets/2-get-hubert-wav32k.py · name2go
-    @48b1a01`) writes y_mix × 32768 as the 32 kHz training audio and feeds y_mix × 1145.14
-    (resampled to 16 kHz) to HuBERT.
+    @48b1a01`) writes the mix with gain 32768 as the 32 kHz training audio (int16) and feeds the
+    mix with gain 1145.14 (resampled to 16 kHz) to HuBERT. It is computed in the official order,
+    y / max|y| · (peak_target·alpha·gain) + ((1 − alpha)·gain) · y, so that float32 input gives
+    the official float32 values bit for bit (multiplying by the gain afterwards differs by one
+    rounding: 1 int16 step in about 1 sample in 14 000 of the sample corpus).
     """
     peak = float(np.abs(y).max())
     if peak == 0.0:
         raise AudioError("loudness_normalize: the signal is all zeros")
-    return (peak_target * alpha * y / peak + (1.0 - alpha) * y).astype(np.float32)
+    return (y / peak * (peak_target * alpha * gain) + ((1.0 - alpha) * gain) * y).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------------------------

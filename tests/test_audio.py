@@ -44,6 +44,18 @@ def test_loudness_normalize_is_the_official_mix():
         audio.loudness_normalize(np.zeros(4, np.float32))
 
 
+@pytest.mark.parametrize("gain", [32768.0, 1145.14])
+def test_loudness_mix_with_gain_is_bit_exact(gain):
+    """The official name2go computes y/peak·(0.95·0.5·gain) + (0.5·gain)·y in float32 (gain 32768 for
+    the int16 wav, 1145.14 for HuBERT); another order of the same operations differs by one rounding."""
+    y = (np.random.default_rng(0).standard_normal(200_000) * 0.2).astype(np.float32)
+    peak = np.abs(y).max()
+    official = (y / peak * (0.95 * 0.5 * gain)) + ((1 - 0.5) * gain) * y  # float32, as upstream
+    np.testing.assert_array_equal(audio.loudness_normalize(y, gain=gain), official)
+    other_order = (0.95 * 0.5 * y / peak + 0.5 * y) * np.float32(gain)  # what gsv_edu computed before
+    assert (other_order != official).any()  # the order matters
+
+
 def test_load_audio_resamples_and_downmixes(tmp_path):
     t = np.arange(48000) / 48000
     stereo = np.stack([0.5 * np.sin(2 * np.pi * 440 * t), 0.3 * np.sin(2 * np.pi * 440 * t)], 1)

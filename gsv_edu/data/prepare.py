@@ -213,7 +213,7 @@ def _text_step(item: ListItem, out: Path, version: str, report: PrepareReport) -
 
 def _int16_mix(y: np.ndarray) -> np.ndarray:
     """The 32 kHz training audio: loudness mix × 32768 as int16 [N] (truncated like numpy's astype)."""
-    x = audio.loudness_normalize(y) * np.float32(32768.0)  # [N]
+    x = audio.loudness_normalize(y, gain=32768.0)  # [N], the official float32 values
     # deviation (plain official bug): clip instead of wrapping around beyond the int16 range
     return np.clip(x, -32768, 32767).astype(np.int16)
 

@@ -69,8 +69,8 @@ def hubert_input(y32k: np.ndarray, name: str = "audio") -> np.ndarray:
     peak = float(np.abs(y32k).max()) if y32k.size else 0.0
     if peak > MAX_PEAK:
         raise audio.AudioError(f"{name}: peak {peak:.2f} > {MAX_PEAK}; the official preparation skips such files")
-    mix = audio.loudness_normalize(y32k)  # [N₃₂], half peak-normalised to 0.95, half original
-    return audio.resample(mix * np.float32(HUBERT_GAIN), audio.SOVITS_SR, audio.HUBERT_SR)  # [N₁₆]
+    mix = audio.loudness_normalize(y32k, gain=HUBERT_GAIN)  # [N₃₂], half peak-normalised to 0.95, half original
+    return audio.resample(mix, audio.SOVITS_SR, audio.HUBERT_SR)  # [N₁₆]
 
 
 def training_features(model: HuBERT, y32k: np.ndarray, name: str = "audio") -> torch.Tensor:
