@@ -170,9 +170,10 @@ def test_a_bad_or_foreign_config_is_an_error_naming_its_file(files, tmp_path, ca
     with pytest.raises(infer.InferenceError, match=f"{run.parent / 'config.json'}: optimizer: unknown top-level key"):
         infer.load_model(run / "G_2.pth")
     # a model built in code has no file: the official data settings, if its spectrogram fits them
-    assert infer._config_of(model.__class__(1025, 8, **small_config("model.ssl_dim=64").model_kwargs())).data.hop_length == 640
+    kwargs = small_config("model.ssl_dim=64").model_kwargs()
+    assert infer._config_of(model.__class__(1025, 8, **kwargs)).data.hop_length == 640
     with pytest.raises(infer.InferenceError, match="513-bin spectrograms but has no config"):
-        infer._config_of(model.__class__(513, 8, **small_config("model.ssl_dim=64").model_kwargs()))
+        infer._config_of(model.__class__(513, 8, **kwargs))
 
 
 @pytest.mark.parametrize("change, message", [
