@@ -380,6 +380,7 @@ CHAPTER_BLOCKS = {
     "prior": ["text", "prior", "style"], "posterior": ["posterior", "kl"], "flow": ["flow"],
     "decoder": ["decoder"], "discriminator": ["discriminator"], "losses": ["losses", "kl"],
     "training": list(TRAINING_GRAPH.blocks), "inference": list(INFERENCE_GRAPH.blocks),
+    "v2pro": ["style", "prior"],  # the speaker-verification vector joins ge (ge_to512 feeds MRTE)
 }
 CHAPTER_GRAPH = {"inference": "inference"}  # every other chapter is drawn on the training graph
 
