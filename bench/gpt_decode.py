@@ -27,7 +27,6 @@ import os
 import pathlib
 import statistics
 import sys
-import time
 import types
 
 import torch
@@ -35,6 +34,7 @@ import torch
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "sovits_v2"))
+from common import matmul_gflops, timed  # noqa: E402  (bench/common.py: the shared timer and matmul reference)
 from gsv_edu.gpt.config import GPTConfig  # noqa: E402
 from gsv_edu.gpt.t2s_model import Text2SemanticDecoder  # noqa: E402
 from weight_rule import fill_module  # noqa: E402  (the fixtures' rule weights)
@@ -56,20 +56,6 @@ def load_official_decoder(path: str):
     from AR.models import t2s_model  # noqa: E402  (the official module, from the checkout)
     t2s_model.tqdm = lambda iterable, *a, **k: iterable
     return t2s_model.Text2SemanticDecoder
-
-
-def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
-    """Best n×n fp32 matmul throughput of this machine, GFLOP/s (wall time)."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    best = min(_timed(lambda: a @ b)[0] for _ in range(repeats))
-    return 2 * n ** 3 / best / 1e9
-
-
-def _timed(fn):
-    w0, c0 = time.perf_counter(), time.process_time()
-    out = fn()
-    return time.perf_counter() - w0, time.process_time() - c0, out
 
 
 def decode_flops(cfg: GPTConfig, text: int, prompt: int, new: int) -> float:
@@ -123,13 +109,15 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     for model in (official, ours):  # warm-up (allocations, our transposed weights)
         run(model, tokens=5)
-    gflops = matmul_gflops()
+    gflops = matmul_gflops()[0]
     results = {"official": [], "ours": []}
     outputs = {"official": [], "ours": []}
     for r in range(args.rounds):
         order = (("official", official), ("ours", ours)) if r % 2 == 0 else (("ours", ours), ("official", official))
         for name, model in order:
-            wall, cpu, (y, idx) = _timed(lambda: run(model))
+            out = {}
+            wall, cpu = timed(lambda: out.update(result=run(model)))
+            y, _ = out["result"]
             new = y.size(1) - args.prompt
             results[name].append({"wall_s": wall, "cpu_s": cpu, "new_tokens": new, "tokens_per_s": new / wall})
             outputs[name].append(y)

@@ -370,3 +370,37 @@ def test_sine_table_formula_and_growth():
     assert emb.pe.shape == (1, 4500, 8)
     assert torch.equal(out[0], 2.0 * sine_table(4500, 8)[0])
     assert torch.equal(emb.position(4499), sine_table(4500, 8)[:, 4499])
+
+
+def test_torch_blas_steps_give_the_same_numbers(tiny_models, tiny_io, official_model, official_io, monkeypatch):
+    """Without threadpoolctl the steps use torch's BLAS instead of numpy's: same logits and tokens."""
+    monkeypatch.setattr(kv_cache, "ThreadpoolController", None)
+    monkeypatch.setattr(kv_cache, "_BLAS", [])
+    model = Text2SemanticDecoder(tiny_io["config"], pr2537_text_mask=True).eval()
+    model.load_state_dict(tiny_models[0].state_dict())
+    assert not model.fast_decoder().use_numpy
+    with torch.no_grad():
+        _check_kv_steps(model, tiny_io)
+    _check_infer(model, tiny_io)
+    official_model._fast = None  # rebuilt without numpy
+    try:
+        assert not official_model.fast_decoder().use_numpy
+        with torch.no_grad():
+            _check_kv_steps(official_model, official_io)
+    finally:
+        official_model._fast = None
+
+
+def test_decoding_holds_one_thread_and_restores(tiny_models):
+    decoder = tiny_models[0].fast_decoder()
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with decoder.decoding():
+            assert torch.get_num_threads() == 1
+            if decoder.use_numpy:
+                blas = kv_cache._blas_controller().select(user_api="blas")
+                assert all(lib.num_threads == 1 for lib in blas.lib_controllers)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

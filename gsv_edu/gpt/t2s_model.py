@@ -253,32 +253,32 @@ class Text2SemanticDecoder(nn.Module):
         blocked = prefix_lm_mask(x_len, y_len, x.device)  # [S, S]
 
         pos = self.ar_audio_position
+        hidden = decoder.prefill(xy_pos, blocked, MAX_DECODE_STEPS)  # [B, S, D], with the caller's threads
         idx = 0
-        for idx in range(MAX_DECODE_STEPS):
-            if idx == 0:
-                hidden = decoder.prefill(xy_pos, blocked, MAX_DECODE_STEPS)  # [B, D] last position
-            else:
-                hidden = decoder.step(xy_pos)
-            logits = decoder.predict(hidden)  # [B, V]
-            if idx < MIN_TOKENS_BEFORE_EOS:
-                logits = logits[:, :-1]  # EOS is not a candidate yet
-            samples = sample(logits, y, top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty,
-                             temperature=temperature)[0]  # [B, 1]; penalises `logits` in place
-            y = torch.cat([y, samples], dim=1)
+        with decoder.decoding():
+            for idx in range(MAX_DECODE_STEPS):
+                if idx > 0:
+                    hidden = decoder.step(xy_pos)  # [B, D]
+                logits = decoder.predict(hidden)  # [B, V]
+                if idx < MIN_TOKENS_BEFORE_EOS:
+                    logits = logits[:, :-1]  # EOS is not a candidate yet
+                samples = sample(logits, y, top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty,
+                                 temperature=temperature)[0]  # [B, 1]; penalises `logits` in place
+                y = torch.cat([y, samples], dim=1)
 
-            stop = early_stop_num != -1 and (y.size(1) - prefix_len) > early_stop_num
-            if int(torch.argmax(logits, dim=-1)[0]) == self.EOS or int(samples[0, 0]) == self.EOS:
-                stop = True
-                y = y[:, :-1]
-            if idx == MAX_DECODE_STEPS - 1:
-                stop = True
-            if stop:
-                if y.size(1) == 0:
-                    y = torch.cat([y, torch.zeros_like(samples)], dim=1)
-                break
-            # the newest token, embedded at its audio position
-            xy_pos = self.ar_audio_embedding(y[:, -1:]) * pos.x_scale + pos.alpha * pos.position(y_len + idx).to(
-                dtype=xy_pos.dtype)  # [B, 1, D]
+                stop = early_stop_num != -1 and (y.size(1) - prefix_len) > early_stop_num
+                if int(torch.argmax(logits, dim=-1)[0]) == self.EOS or int(samples[0, 0]) == self.EOS:
+                    stop = True
+                    y = y[:, :-1]
+                if idx == MAX_DECODE_STEPS - 1:
+                    stop = True
+                if stop:
+                    if y.size(1) == 0:
+                        y = torch.cat([y, torch.zeros_like(samples)], dim=1)
+                    break
+                # the newest token, embedded at its audio position
+                xy_pos = self.ar_audio_embedding(y[:, -1:]) * pos.x_scale + pos.alpha * pos.position(
+                    y_len + idx).to(dtype=xy_pos.dtype)  # [B, 1, D]
         return y, (0 if prompts is None else idx)
 
 
