@@ -404,3 +404,19 @@ def test_decoding_holds_one_thread_and_restores(tiny_models):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(top_k=-100), "top_k must be a whole number >= 1"),
+    (dict(top_k=2.5), "top_k must be a whole number >= 1"),
+    (dict(bert=torch.zeros(1, 1024, 3)), r"bert_feature must be \[batch, 1024, phones\] = \[1, 1024, 16\]"),
+    (dict(x=torch.full((1, 16), 732)), "x holds ids from 732 to 732, outside 0..731"),
+    (dict(prompt=torch.full((1, 5), 1025)), "prompts holds ids from 1025 to 1025, outside 0..1024"),
+    (dict(prompt=torch.zeros(2, 5, dtype=torch.long)), r"prompts must be codes \[batch=1, tokens\]"),
+])
+def test_inference_input_errors(tiny_models, tiny_io, change, message):
+    x = change.get("x", tiny_io["infer_x"])
+    bert = change.get("bert", tiny_io["infer_bert"])
+    prompt = change.get("prompt", tiny_io["infer_prompt"])
+    with pytest.raises(ValueError, match=message):
+        tiny_models[1].infer_panel(x, torch.tensor([x.size(1)]), prompt, bert, top_k=change.get("top_k", 15))

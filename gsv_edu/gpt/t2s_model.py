@@ -40,6 +40,7 @@ tokens, or after 1500 steps. Sampling: `gsv_edu.gpt.sampling`.
 """
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import torch
@@ -224,6 +225,23 @@ class Text2SemanticDecoder(nn.Module):
             self._fast = KVCacheDecoder(self)
         return self._fast
 
+    def _check_inference_inputs(self, x: torch.Tensor, prompts: torch.Tensor | None, bert_feature: torch.Tensor,
+                                top_k: int) -> None:
+        """Clear errors for what would otherwise fail deep inside (or silently decode garbage)."""
+        if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1:
+            raise ValueError(f"infer_panel: top_k must be a whole number >= 1 (the web UI uses 15), got {top_k!r}")
+        if x.dim() != 2 or x.size(1) == 0:
+            raise ValueError(f"infer_panel: x must be phone ids [batch, phones], got shape {tuple(x.shape)}")
+        if tuple(bert_feature.shape) != (x.size(0), BERT_DIM, x.size(1)):
+            raise ValueError(f"infer_panel: bert_feature must be [batch, {BERT_DIM}, phones] = "
+                             f"{[x.size(0), BERT_DIM, x.size(1)]}, got {list(bert_feature.shape)}")
+        _ids_in_range("x", x, self.phoneme_vocab_size)
+        if prompts is not None:
+            if prompts.dim() != 2 or prompts.size(0) != x.size(0):
+                raise ValueError(f"infer_panel: prompts must be codes [batch={x.size(0)}, tokens], "
+                                 f"got shape {tuple(prompts.shape)}")
+            _ids_in_range("prompts", prompts, self.vocab_size)
+
     @torch.no_grad()
     def infer_panel(self, x: torch.LongTensor, x_lens: torch.LongTensor, prompts: torch.LongTensor | None,
                     bert_feature: torch.Tensor, top_k: int = -100, top_p: float = 100, early_stop_num: int = -1,
@@ -239,6 +257,7 @@ class Text2SemanticDecoder(nn.Module):
         `top_k` must be given (upstream's default -100 is not a usable value); `top_p >= 1`
         disables nucleus filtering. Extra keyword arguments are accepted and ignored.
         """
+        self._check_inference_inputs(x, prompts, bert_feature, top_k)
         decoder = self.fast_decoder()
         x = self.embed_text(x, bert_feature)  # [B, T_x, D]
         x_len = x.size(1)
@@ -280,6 +299,12 @@ class Text2SemanticDecoder(nn.Module):
                 xy_pos = self.ar_audio_embedding(y[:, -1:]) * pos.x_scale + pos.alpha * pos.position(
                     y_len + idx).to(dtype=xy_pos.dtype)  # [B, 1, D]
         return y, (0 if prompts is None else idx)
+
+
+def _ids_in_range(name: str, ids: torch.Tensor, size: int) -> None:
+    if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= size):
+        raise ValueError(f"infer_panel: {name} holds ids from {int(ids.min())} to {int(ids.max())}, "
+                         f"outside 0..{size - 1}")
 
 
 def make_reject_y(y: torch.Tensor, y_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
