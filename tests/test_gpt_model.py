@@ -420,3 +420,12 @@ def test_inference_input_errors(tiny_models, tiny_io, change, message):
     prompt = change.get("prompt", tiny_io["infer_prompt"])
     with pytest.raises(ValueError, match=message):
         tiny_models[1].infer_panel(x, torch.tensor([x.size(1)]), prompt, bert, top_k=change.get("top_k", 15))
+
+
+def test_replace_model_copies_and_validates():
+    tiny = GPTConfig.preset("tiny")
+    wide = tiny.replace_model(hidden_dim=128, embedding_dim=128, head=8)
+    assert (wide.model.hidden_dim, wide.model.ffn_dim, tiny.model.hidden_dim) == (128, 512, 64)
+    assert wide.to_dict()["train"] == tiny.to_dict()["train"]
+    with pytest.raises(GPTConfigError, match="must equal hidden_dim"):
+        tiny.replace_model(hidden_dim=128)

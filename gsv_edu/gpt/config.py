@@ -26,6 +26,7 @@ the CPU in minutes).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -279,6 +280,13 @@ class GPTConfig:
     def to_yaml(self) -> str:
         """YAML text the official `s1_train.py --config_file` reads (the web UI also writes with yaml.dump)."""
         return yaml.dump(self.to_dict(), default_flow_style=False, sort_keys=False)
+
+    def replace_model(self, **changes: Any) -> "GPTConfig":
+        """A copy with some `model` keys changed (validated), e.g. a wider tiny model."""
+        cfg = copy.deepcopy(self)
+        cfg.model = dataclasses.replace(cfg.model, **changes)
+        cfg.model.validate()
+        return cfg
 
 
 def _official_v2() -> dict:
