@@ -47,7 +47,6 @@ def _import_official(official: pathlib.Path):
     stub = types.ModuleType("AR.data.data_module")
     stub.Text2SemanticDataModule = object
     sys.modules.setdefault("AR.data.data_module", stub)
-    import yaml  # noqa: F401
     from AR.models import utils as ar_utils
     from AR.models.t2s_model import Text2SemanticDecoder
     import s1_train
