@@ -123,6 +123,7 @@ class MultiPeriodDiscriminator(nn.Module):
         if channel_divisor < 1 or 16 % channel_divisor:
             raise ValueError(f"channel_divisor must divide 16 (1, 2, 4, 8 or 16), got {channel_divisor}")
         self.periods = discriminator_periods(version)
+        self.use_spectral_norm = use_spectral_norm
         discs = [DiscriminatorS(use_spectral_norm=use_spectral_norm, channel_divisor=channel_divisor)]
         discs += [DiscriminatorP(p, use_spectral_norm=use_spectral_norm, channel_divisor=channel_divisor)
                   for p in self.periods]
@@ -132,14 +133,28 @@ class MultiPeriodDiscriminator(nn.Module):
         """y, y_hat [B, 1, T] (real, generated) → (y_d_rs, y_d_gs, fmap_rs, fmap_gs).
 
         One entry per discriminator: scores [B, N_k] and lists of feature maps.
+
+        The official code calls each discriminator on y, then on y_hat. When both inputs need the
+        same from autograd (as in the D step, y and y_hat.detach()) and the convs are weight-normed,
+        each discriminator judges the two as one batch [2B, 1, T] instead: the same values up to
+        float rounding, one weight-norm recomputation and one larger convolution per layer
+        instead of two. Otherwise (the G step: only y_hat needs a gradient; or spectral norm,
+        whose power iteration runs once per call) the two calls stay separate.
         """
         if y.dim() != 3 or y.size(1) != 1 or y_hat.shape != y.shape:
             raise ValueError(f"MultiPeriodDiscriminator: expected y and y_hat of the same shape "
                              f"[B, 1, T], got {tuple(y.shape)} and {tuple(y_hat.shape)}")
+        b = y.size(0)
+        batched = not self.use_spectral_norm and y.requires_grad == y_hat.requires_grad
+        both = torch.cat([y, y_hat], 0) if batched else None  # [2B, 1, T]
         y_d_rs, y_d_gs, fmap_rs, fmap_gs = [], [], [], []
         for d in self.discriminators:
-            y_d_r, fmap_r = d(y)
-            y_d_g, fmap_g = d(y_hat)
+            if batched:
+                score, fmap = d(both)  # [2B, N_k], maps [2B, ...]
+                (y_d_r, y_d_g), fmap_r, fmap_g = score.split(b), [f[:b] for f in fmap], [f[b:] for f in fmap]
+            else:
+                y_d_r, fmap_r = d(y)
+                y_d_g, fmap_g = d(y_hat)
             y_d_rs.append(y_d_r)
             y_d_gs.append(y_d_g)
             fmap_rs.append(fmap_r)
