@@ -70,7 +70,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu"):
         loaded = load_sovits(path, device, inference=True)
     except CheckpointError as e:
         raise InferenceError(f"--sovits {e}") from None
-    _config_of(loaded.model)  # a bad or foreign config is an error now, naming its file
+    config_of(loaded.model)  # a bad or foreign config is an error now, naming its file
     return loaded.model  # with .loaded_from: the file's config and version
 
 
@@ -212,7 +212,7 @@ def synthesize(model, *, ref: AudioInput | list[AudioInput], source: AudioInput,
         raise InferenceError(f"--speed must be positive, got {speed}")
     if noise_scale < 0:
         raise InferenceError(f"--noise-scale must be ≥ 0, got {noise_scale}")
-    config = _config_of(model)
+    config = config_of(model)
     device = next(model.parameters()).device
     if encoder is None:
         encoder = load_encoder(hubert, model, device)
@@ -245,7 +245,7 @@ def synthesize(model, *, ref: AudioInput | list[AudioInput], source: AudioInput,
     return wav[0, 0].float().cpu().numpy()
 
 
-def _config_of(model):
+def config_of(model):
     """The model's Config: the one its weight file came with (`load_model`: stored in the file,
     or the config.json beside it). A config that is not a SoVITS s2 config (an unknown key, a
     value of the wrong type) is an InferenceError naming that file, never replaced by defaults.

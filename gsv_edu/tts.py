@@ -61,7 +61,7 @@ import torch
 from gsv_edu import audio
 from gsv_edu.atomic import atomic_write
 from gsv_edu.hubert import HuBERTConfigError, HuBERTLoadError, features
-from gsv_edu.infer import (InferenceError, _config_of, load_encoder, load_model, load_speaker_verifier,
+from gsv_edu.infer import (InferenceError, config_of, load_encoder, load_model, load_speaker_verifier,
                            reference_spectrogram, reference_speaker_vector)
 from gsv_edu.pretrained import load_tiny_sovits
 from gsv_edu.text import clean_text, cleaned_text_to_sequence, get_symbols, split_by_language
@@ -159,7 +159,7 @@ class TTS:
         self.gpt, self.sovits, self.encoder, self.bert = gpt, sovits, encoder, bert
         self.speaker_verifier = speaker_verifier
         self.device = torch.device(device)
-        self.config = _config_of(sovits)  # the SoVITS data section: rates, STFT sizes
+        self.config = config_of(sovits)  # the SoVITS data section: rates, STFT sizes
         self.version = sovits.version  # phones follow the SoVITS's symbol table, as upstream
         bins = sovits.quantizer.bins
         if gpt.vocab_size != bins + 1 or gpt.EOS != bins:

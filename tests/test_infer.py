@@ -68,7 +68,7 @@ def test_synthesize_gives_the_official_decode_of_an_official_export(tiny_io, mon
     det, inputs = tiny_io["deterministic"], tiny_io["inputs"]
     item0 = inputs["wav"][0, 0, : int(inputs["wav_lengths"][0])].numpy()  # 25600 samples at 32 kHz
     item1 = inputs["wav"][1, 0, : int(inputs["wav_lengths"][1])].numpy()  # 19200
-    config = infer._config_of(model)
+    config = infer.config_of(model)
     assert_fixture_close(infer.reference_spectrogram((item1, 32000), config), det["decode_refer"])
     assert_fixture_close(infer.reference_spectrogram((item0, 32000), config), det["decode_refer_list_0"])
     monkeypatch.setattr(infer, "source_codes", lambda *args, **kwargs: det["decode_codes"])  # [1, 1, 20]
@@ -107,7 +107,7 @@ def test_source_codes_follow_the_official_reference_path(model, encoder, monkeyp
 def test_several_references_average_their_style(model, encoder, files):
     codes = infer.source_codes(model, encoder, files["source"])
     phones = infer.text_to_ids("Hello world", "en", "v2")
-    cfg = infer._config_of(model)
+    cfg = infer.config_of(model)
     specs = [infer.reference_spectrogram(files[k], cfg) for k in ("ref_a", "ref_b")]
     both = infer.synthesize(model, ref=[files["ref_a"], files["ref_b"]], source=files["source"], text="Hello world",
                             lang="en", encoder=encoder, noise_scale=0.0)
@@ -171,9 +171,9 @@ def test_a_bad_or_foreign_config_is_an_error_naming_its_file(files, tmp_path, ca
         infer.load_model(run / "G_2.pth")
     # a model built in code has no file: the official data settings, if its spectrogram fits them
     kwargs = small_config("model.ssl_dim=64").model_kwargs()
-    assert infer._config_of(model.__class__(1025, 8, **kwargs)).data.hop_length == 640
+    assert infer.config_of(model.__class__(1025, 8, **kwargs)).data.hop_length == 640
     with pytest.raises(infer.InferenceError, match="513-bin spectrograms but has no config"):
-        infer._config_of(model.__class__(513, 8, **kwargs))
+        infer.config_of(model.__class__(513, 8, **kwargs))
 
 
 @pytest.mark.parametrize("change, message", [
