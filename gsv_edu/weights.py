@@ -84,6 +84,7 @@ from gsv_edu.config import OFFICIAL_CONFIGS, OFFICIAL_S2_JSON
 from gsv_edu.gpt.config import GPTConfig, GPTConfigError
 from gsv_edu.gpt.t2s_model import Text2SemanticDecoder
 from gsv_edu.sovits.channels_last import use_channels_last_convs
+from gsv_edu.sovits.dft_conv import use_dft_convs
 from gsv_edu.sovits.models import SynthesizerTrn
 from gsv_edu.sovits.weight_norm import fold_weight_norm, is_weight_normed
 from gsv_edu.sv.eres2net import ERes2NetV2, sv_args_from_state_dict
@@ -536,11 +537,12 @@ def load_sovits(path: str | os.PathLike, device: str | torch.device = "cpu", *, 
         model.eval()
         fold_weight_norm(model)
         if torch.device(device).type == "cpu":
-            # oneDNN runs these narrow, long 1-D convolutions much faster in the channels-last
-            # layout (about 1.45× on the official-size decode: RTF 0.39 → 0.27; bench/decode.py).
-            # Same weights, same keys, outputs equal to float rounding. Only the decoder: enc_p's
+            # oneDNN runs these narrow, long 1-D convolutions faster in the channels-last layout,
+            # and the wide ones (k = 7, 11) take less arithmetic by block DFT: together 0.71× the
+            # official decode time at the official size (bench/decode.py, README "Speed"). Same
+            # weights, same keys, outputs equal to float rounding. Only the decoder: enc_p's
             # attention reshapes its conv outputs with .view, which needs the default layout.
-            use_channels_last_convs(model.dec)
+            use_dft_convs(use_channels_last_convs(model.dec))
     loaded = LoadedSovits(model=model, hps=hps, version=sovits.version, kind=sovits.kind, info=sovits.info,
                           path=path, missing_keys=missing, config_source=config_source)
     model.loaded_from = loaded  # the file's config and version travel with the model (gsv_edu.infer reads them)

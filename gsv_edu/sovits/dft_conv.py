@@ -1,0 +1,173 @@
+"""A CPU speed helper for inference: the decoder's wide 1-D convolutions by block DFT (overlap-save).
+
+Why. A direct convolution with C_in input channels, C_out output channels and k taps costs
+2·C_in·C_out·k FLOPs per output sample. The HiFi-GAN decoder spends most of its time in such
+convolutions with k = 7 and 11 on 64–256 channels, and oneDNN already runs them close to the
+CPU's matmul throughput (bench/decode.py), so no memory layout can make them much faster: only
+less arithmetic can. Overlap-save convolution (Oppenheim & Schafer, "Discrete-Time Signal
+Processing", 3rd ed., §8.7.3; for CNN layers Mathieu, Henaff & LeCun 2014, "Fast Training of
+Convolutional Networks through FFTs") cuts the signal into blocks of L samples overlapping by
+k − 1, transforms each block with a DFT, and turns the convolution into one complex C_in → C_out
+matrix product per frequency bin, then transforms back. With L = 64 and k = 11 that is about 3×
+less arithmetic; with k = 7 about 2×.
+
+How it is computed here: everything is a matrix product, so that it runs at the CPU's matmul
+speed. The real DFT of the blocks is a product with the [L, 2·(L/2+1)] matrix of cosines and
+sines (an FFT of only 32 or 64 points gains nothing at these channel counts), the per-bin
+products are one batched complex matrix product, and the inverse DFT of the first L − k + 1
+samples of every block is again a real product, which also adds the bias.
+A dilated kernel (dilation d) is an ordinary kernel applied to each of the d interleaved phases
+x[p::d] of the signal, so the blocks are cut along the phases and the DFT size does not grow
+with the dilation.
+
+How to use. `use_dft_convs(module)` switches every `nn.Conv1d` of the tree where this pays off
+(`dft_pays_off`: measured on the official-size decoder) to `DFTConv1d`, a subclass, by changing
+the object's class only — parameters, state-dict keys and hooks stay as they are, as with
+`gsv_edu.sovits.channels_last`. `DFTConv1d` takes the block path only where it is exact and
+meant to be used: float32 CPU tensors, no gradient being recorded, stride 1, one group, "same"
+zero padding; otherwise (training, GPU, other dtypes) it is the channels-last convolution of
+`ChannelsLastConv1d`. Its output has the time-major strides of the channels-last convolutions,
+so the two kinds chain without copies. Outputs equal the direct convolution up to float
+rounding (relative error about 4e-7 per layer). Cost: the frequency-domain weights of a folded
+conv are kept (cached) while its weight is unchanged, (L/2 + 1)·2/k times the size of the
+weight (6× for k = 11, L = 64; about 0.2 GB for the official-size decoder); a weight
+recomputed at every call (weight norm kept) is transformed at every call.
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from gsv_edu.sovits.channels_last import ChannelsLastConv1d
+
+
+def dft_pays_off(conv: nn.Conv1d) -> bool:
+    """True for the convolutions where the block-DFT path measured faster than oneDNN on the CPU."""
+    k, c = conv.kernel_size[0], conv.in_channels
+    return (conv.groups == 1 and conv.stride[0] == 1 and conv.padding_mode == "zeros"
+            and ((k >= 7 and c >= 128) or (k >= 11 and c >= 64)))
+
+
+def block_length(kernel_size: int) -> int:
+    """Samples per block: 64 for k > 7 (54 outputs of k = 11 per block), 32 up to k = 7."""
+    return 64 if kernel_size > 7 else 32
+
+
+@functools.lru_cache(maxsize=8)
+def dft_matrices(block: int, kernel_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(forward [L, 2F], inverse [L − k + 1, 2F]) real DFT matrices, F = L/2 + 1 bins, (bin, re/im) pairs.
+
+    x @ forward gives (Re X_f, Im X_f) = (Σ x_l cos(2πfl/L), −Σ x_l sin(2πfl/L)); inverse @ Y gives
+    the first L − k + 1 samples of the real signal whose half spectrum is Y (bins 0 and L/2
+    counted once, the others twice, all over L). Computed in float64, stored in float32.
+    """
+    bins, hop = block // 2 + 1, block - kernel_size + 1
+    f = torch.arange(bins, dtype=torch.float64)
+    angle = 2 * math.pi * torch.outer(f, torch.arange(block, dtype=torch.float64)) / block  # [F, L]
+    forward = torch.stack([torch.cos(angle), -torch.sin(angle)], 1).reshape(bins * 2, block).t()  # [L, (F, re/im)]
+    weight = torch.full((bins,), 2.0, dtype=torch.float64)
+    weight[0] = weight[-1] = 1.0  # the DC and Nyquist bins appear once in the full spectrum
+    angle = 2 * math.pi * torch.outer(torch.arange(hop, dtype=torch.float64), f) / block  # [hop, F]
+    inverse = torch.stack([weight * torch.cos(angle), -weight * torch.sin(angle)], 2).reshape(hop, 2 * bins) / block
+    return forward.float(), inverse.float()
+
+
+def frequency_weights(weight: torch.Tensor, block: int) -> torch.Tensor:
+    """The weight [C_out, C_in, k] as the matrices of the per-bin complex products, [F, C_in, C_out] complex.
+
+    A convolution layer is a cross-correlation, y[t] = Σ_j w_j·x[t + j], so per bin
+    Y = X·conj(H), with H the DFT of the kernel zero-padded to L.
+    """
+    c_out, c_in, k = weight.shape
+    h = torch.zeros(c_out, c_in, block, dtype=torch.float64, device=weight.device)
+    h[:, :, :k] = weight.detach()
+    spectrum = torch.fft.rfft(h, dim=-1).conj()  # [C_out, C_in, F]
+    return spectrum.permute(2, 1, 0).to(torch.complex64).contiguous()  # [F, C_in, C_out]
+
+
+def dft_conv1d(x: torch.Tensor, weight_spectra: torch.Tensor, bias: torch.Tensor | None, kernel_size: int,
+               dilation: int, block: int) -> torch.Tensor:
+    """"Same"-padded convolution of x [B, C_in, T] by overlap-save → [B, C_out, T], time-major strides."""
+    b, c_in, t = x.shape
+    bins, c_out = weight_spectra.size(0), weight_spectra.size(-1)
+    forward, inverse = dft_matrices(block, kernel_size)
+    hop, half, d = block - kernel_size + 1, (kernel_size - 1) // 2, dilation
+    n = -(-(-(-t // d)) // hop)  # blocks per phase: ceil(ceil(T / d) / hop)
+    rows = (n - 1) * hop + block  # padded length of each phase
+    xp = F.pad(x.transpose(1, 2), (0, 0, half * d, rows * d - t - half * d))  # [B, rows·d, C_in], time-major
+    # block i of phase p, sample l = xp[(i·hop + l)·d + p]: the d phases side by side as columns (p, c)
+    tiles = xp.as_strided((b, n, block, d * c_in), (rows * d * c_in, hop * d * c_in, d * c_in, 1))
+    spectra = torch.matmul(tiles.transpose(-1, -2), forward)  # [B, n, d·C_in, 2F], (bin, re/im) pairs
+    spectra = torch.view_as_complex(spectra.view(b * n * d * c_in, bins, 2))  # [B·n·d·C_in, F] complex
+    rows_in = spectra.view(b * n * d, c_in, bins).permute(2, 0, 1).contiguous()  # [F, B·n·d, C_in]
+    products = torch.matmul(rows_in, weight_spectra)  # [F, B·n·d, C_out] complex: Y = X·conj(H)
+    products = (torch.view_as_real(products).view(bins, b * n, d, c_out, 2).permute(1, 0, 4, 2, 3)
+                .reshape(b * n, 2 * bins, d * c_out))  # [B·n, 2F, d·C_out], rows (bin, re/im)
+    inverse = inverse.expand(b * n, hop, 2 * bins)
+    if bias is None:
+        out = torch.bmm(inverse, products)  # [B·n, hop, d·C_out]
+    else:
+        out = torch.baddbmm(bias.repeat(d).expand(b * n, hop, d * c_out), inverse, products)
+    # out[b·n + i, m, p·C_out + o] is output sample (i·hop + m)·d + p of item b
+    out = out.view(b, n * hop * d, c_out)[:, :t]  # [B, T, C_out]
+    if b > 1 and n * hop * d != t:
+        out = out.contiguous()  # dense, so that element-wise ops keep the time-major layout
+    return out.transpose(1, 2)  # [B, C_out, T], time-major strides
+
+
+class DFTConv1d(ChannelsLastConv1d):
+    """nn.Conv1d computed by block-DFT (overlap-save) convolution in CPU inference; same parameters.
+
+    Falls back to the channels-last direct convolution wherever the block path does not apply
+    (module docstring).
+    """
+
+    def _dft_applies(self, input: torch.Tensor, weight: torch.Tensor) -> bool:
+        k, d = self.kernel_size[0], self.dilation[0]
+        return (input.device.type == "cpu" and input.dtype == torch.float32 and input.dim() == 3
+                and weight.dtype == torch.float32
+                and not (torch.is_grad_enabled() and (input.requires_grad or weight.requires_grad))
+                and self.groups == 1 and self.stride[0] == 1 and self.padding_mode == "zeros"
+                and not isinstance(self.padding, str) and k % 2 == 1 and self.padding[0] == d * (k - 1) // 2
+                and k < block_length(k))
+
+    def _weight_spectra(self, weight: torch.Tensor, block: int) -> torch.Tensor:
+        """Frequency-domain weights, cached while `weight` is the same Parameter, unchanged.
+
+        "Unchanged" is its version counter: any in-place change through autograd-visible ops
+        (an optimizer step, `load_state_dict`, `copy_` under no_grad) renews the cache; a write
+        through `.data` is not seen.
+        """
+        if not isinstance(weight, nn.Parameter):  # recomputed at every call (weight norm kept): no cache
+            return frequency_weights(weight, block)
+        cache = self.__dict__.get("_dft_cache")
+        if cache is None or cache[0] is not weight or cache[1] != (weight._version, block):
+            cache = self.__dict__["_dft_cache"] = (weight, (weight._version, block), frequency_weights(weight, block))
+        return cache[2]
+
+    def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        if not self._dft_applies(input, weight):
+            return super()._conv_forward(input, weight, bias)
+        k = self.kernel_size[0]
+        block = block_length(k)
+        return dft_conv1d(input, self._weight_spectra(weight, block), bias, k, self.dilation[0], block)
+
+
+def use_dft_convs(module: nn.Module, enabled: bool = True) -> nn.Module:
+    """Switch the convolutions of the tree where `dft_pays_off` to `DFTConv1d` (in place); returns the module.
+
+    Meant for the decoder, after `use_channels_last_convs` (the other convolutions stay
+    channels-last). `enabled=False` switches them back to the class they had before.
+    """
+    for sub in module.modules():
+        if enabled and type(sub) in (nn.Conv1d, ChannelsLastConv1d) and dft_pays_off(sub):
+            sub.__dict__["_class_before_dft"] = type(sub)
+            sub.__class__ = DFTConv1d
+        elif not enabled and type(sub) is DFTConv1d:
+            sub.__class__ = sub.__dict__.pop("_class_before_dft", nn.Conv1d)
+            sub.__dict__.pop("_dft_cache", None)
+    return module
