@@ -45,7 +45,7 @@ _LAZY_EXPORTS = {
     "ScaledAdam": "gsv_edu.gpt.optim",
     "WarmupCosineLRSchedule": "gsv_edu.gpt.optim",
     "Text2SemanticDataset": "gsv_edu.gpt.dataset",
-    "train_gpt": "gsv_edu.train.gpt",
+    # (the s1 training function is gsv_edu.train.gpt.train_gpt: `gsv_edu.train_gpt` is the command-line module)
     # text to speech
     "TTS": "gsv_edu.tts",
     "load_tts": "gsv_edu.tts",

@@ -14,6 +14,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def test_every_lazy_export_is_the_owner_modules_object():
+    # importing a submodule sets an attribute of the package: no export may share a submodule's name
+    for module in ("gsv_edu.prepare", "gsv_edu.infer", "gsv_edu.tts", "gsv_edu.train_gpt", "gsv_edu.weights"):
+        importlib.import_module(module)
     for name, module in gsv_edu._LAZY_EXPORTS.items():
         assert getattr(gsv_edu, name) is getattr(importlib.import_module(module), name), name
     assert set(gsv_edu.__all__) == {"__version__", *gsv_edu._LAZY_EXPORTS}
