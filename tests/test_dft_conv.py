@@ -12,7 +12,7 @@ from torch import nn
 from conftest import FIXTURES, assert_fixture_close, load_fixture
 from gsv_edu.config import Config
 from gsv_edu.sovits.channels_last import ChannelsLastConv1d, use_channels_last_convs
-from gsv_edu.sovits.dft_conv import DFTConv1d, dft_pays_off, use_dft_convs
+from gsv_edu.sovits.dft_conv import MIN_BLOCKS, DFTConv1d, dft_pays_off, use_dft_convs
 from gsv_edu.sovits.models import SynthesizerTrn
 from gsv_edu.sovits.weight_norm import fold_weight_norm, weight_norm
 
@@ -26,10 +26,10 @@ def _conv(c_in, c_out, k, d, bias=True, seed=0):
 
 
 @pytest.mark.parametrize("c_in, c_out, k, d, t, batch, bias", [
-    (128, 128, 11, 1, 1000, 1, True),
-    (128, 64, 11, 5, 777, 1, True),   # T not a multiple of the dilation or the block
-    (64, 96, 7, 3, 300, 3, False),    # a batch, no bias
-    (16, 16, 3, 1, 5, 2, True),       # shorter than one block
+    (128, 128, 11, 1, 2000, 1, True),
+    (128, 64, 11, 5, 1777, 1, True),  # T not a multiple of the dilation or the block
+    (64, 96, 7, 3, 1000, 3, False),   # a batch, no bias
+    (16, 16, 3, 1, 1000, 2, True),    # a small conv (forced)
 ])
 def test_block_dft_equals_the_direct_convolution(c_in, c_out, k, d, t, batch, bias):
     conv = _conv(c_in, c_out, k, d, bias)
@@ -41,7 +41,7 @@ def test_block_dft_equals_the_direct_convolution(c_in, c_out, k, d, t, batch, bi
             conv.__class__ = DFTConv1d
         got = conv(x)
         got_time_major = conv(x.transpose(1, 2).contiguous().transpose(1, 2))
-    assert type(conv) is DFTConv1d
+    assert type(conv) is DFTConv1d and "_dft_cache" in conv.__dict__  # the block path ran
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5 * want.abs().max().item())
     torch.testing.assert_close(got_time_major, got)
     assert got.stride(1) == 1  # time-major, as the channels-last convolutions
@@ -59,7 +59,7 @@ def test_only_wide_convs_are_switched_and_switching_back_restores_the_class():
 
 def test_training_falls_back_to_the_direct_convolution_with_gradients():
     conv = _conv(128, 128, 11, 3)
-    x = torch.randn(1, 128, 200, requires_grad=True)
+    x = torch.randn(1, 128, 2000, requires_grad=True)
     want = conv(x)
     (gw,) = torch.autograd.grad(want.square().sum(), [conv.weight])
     use_dft_convs(conv)
@@ -72,9 +72,10 @@ def test_training_falls_back_to_the_direct_convolution_with_gradients():
 
 def test_the_cached_spectra_follow_weight_changes():
     conv = use_dft_convs(_conv(128, 128, 11, 1))
-    x = torch.randn(1, 128, 300)
+    x = torch.randn(1, 128, 2000)
     with torch.no_grad():
         first = conv(x)
+        assert "_dft_cache" in conv.__dict__
         conv.weight.mul_(2)  # in place: a new version of the same Parameter
         doubled = conv(x)
         conv.weight = nn.Parameter(conv.weight.detach() / 2)  # a new Parameter
@@ -86,13 +87,22 @@ def test_the_cached_spectra_follow_weight_changes():
 
 def test_weight_normed_convs_work_without_a_cache():
     conv = weight_norm(_conv(128, 128, 7, 1))
-    x = torch.randn(1, 128, 300)
+    x = torch.randn(1, 128, 2000)
     with torch.no_grad():
         want = conv(x)
         use_dft_convs(conv)
         got = conv(x)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
     assert "_dft_cache" not in conv.__dict__
+
+
+def test_short_signals_stay_direct():
+    conv = use_dft_convs(_conv(128, 128, 11, 1))
+    with torch.no_grad():
+        conv(torch.randn(1, 128, MIN_BLOCKS * 54 - 1))  # one sample short of MIN_BLOCKS blocks of 54 outputs
+        assert "_dft_cache" not in conv.__dict__
+        conv(torch.randn(1, 128, MIN_BLOCKS * 54))
+        assert "_dft_cache" in conv.__dict__
 
 
 def test_official_size_decode_with_dft_convs_matches_fixture():
