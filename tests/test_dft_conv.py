@@ -96,6 +96,18 @@ def test_weight_normed_convs_work_without_a_cache():
     assert "_dft_cache" not in conv.__dict__
 
 
+def test_a_conv_built_under_inference_mode_works():
+    with torch.inference_mode():  # its Parameters are inference tensors, without a version counter
+        conv = _conv(128, 128, 11, 3)
+        x = torch.randn(1, 128, 2000)
+        want = conv(x)
+        use_dft_convs(conv)
+        got, again = conv(x), conv(x)
+    assert "_dft_cache" in conv.__dict__
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    assert torch.equal(again, got)
+
+
 def test_short_signals_stay_direct():
     conv = use_dft_convs(_conv(128, 128, 11, 1))
     with torch.no_grad():

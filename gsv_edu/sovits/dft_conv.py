@@ -155,13 +155,15 @@ class DFTConv1d(ChannelsLastConv1d):
 
         "Unchanged" is its version counter: any in-place change through autograd-visible ops
         (an optimizer step, `load_state_dict`, `copy_` under no_grad) renews the cache; a write
-        through `.data` is not seen.
+        through `.data` is not seen, nor one into a Parameter created under `torch.inference_mode`
+        (inference tensors have no version counter).
         """
         if not isinstance(weight, nn.Parameter):  # recomputed at every call (weight norm kept): no cache
             return frequency_weights(weight, block)
+        version = None if weight.is_inference() else weight._version
         cache = self.__dict__.get("_dft_cache")
-        if cache is None or cache[0] is not weight or cache[1] != (weight._version, block):
-            cache = self.__dict__["_dft_cache"] = (weight, (weight._version, block), frequency_weights(weight, block))
+        if cache is None or cache[0] is not weight or cache[1] != (version, block):
+            cache = self.__dict__["_dft_cache"] = (weight, (version, block), frequency_weights(weight, block))
         return cache[2]
 
     def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
