@@ -27,10 +27,12 @@ The rows are timed in alternating rounds (the order rotates every round), keepin
 `--repeats` rounds, by wall time and by the process's CPU time; the CPU time is the steadier
 measure on a shared machine. The prior noise is drawn by each model itself after the same
 `torch.manual_seed`, so all rows decode the same noise; their outputs are compared with the
-baseline (max |diff|). The FLOPs of one decode are counted with
-torch.utils.flop_counter.FlopCounterMode (every conv, transposed conv, linear, matmul);
-GFLOP/s ÷ the best 2048×2048 fp32 matmul throughput measured in the same run (between the
-rounds) gives the fraction of the machine's matmul throughput.
+baseline (max |diff|). The FLOPs of one decode are counted on the baseline with
+torch.utils.flop_counter.FlopCounterMode (every conv, transposed conv, linear, matmul); each
+row's time turns them into GFLOP/s, and ÷ the best 2048×2048 fp32 matmul throughput measured in
+the same run (between the rounds) into the fraction of the machine's matmul throughput. The DFT
+row does less arithmetic than it is credited with (its own count is printed too), so its
+fraction is an effective one and can exceed 100 %.
 """
 from __future__ import annotations
 
