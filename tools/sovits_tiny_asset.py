@@ -3,6 +3,7 @@
     .venv/bin/python tools/sovits_tiny_asset.py export RUN      # last G checkpoint of RUN -> sovits_tiny.pth + metrics.jsonl
     .venv/bin/python tools/sovits_tiny_asset.py curves          # metrics.jsonl -> loss_curves.png
     .venv/bin/python tools/sovits_tiny_asset.py evaluate [--wavs DIR]   # -> evaluation.json, spectrograms.png
+    .venv/bin/python tools/sovits_tiny_asset.py ablate RUN [RUN ...]    # held-out resynthesis scores of each run
 
 `evaluate` measures, with no human listening: resynthesis through the posterior (enc_q -> dec) and
 synthesis from tokens (`decode`: prior -> flow^-1 -> dec) of held-out and training utterances
@@ -106,6 +107,45 @@ def resynthesise(model, y, seed=0):
 def mean_dict(ds):
     keys = ds[0].keys()
     return {k: float(np.nanmean([d[k] for d in ds])) for k in keys}
+
+
+def heldout_resynthesis(model) -> dict:
+    """Mean scores of resynthesis (posterior -> dec) over the 18 held-out utterances: the voicing target's numbers."""
+    rows = []
+    for name in HELDOUT:
+        y = book.utterance(name).load()
+        y = y[: len(y) // 640 * 640]
+        fake = resynthesise(model, y)
+        row = {"mel_l1": mel_l1(y, fake), "mcd_db": mcd(y, fake), "energy_corr": energy_corr(y, fake)}
+        row.update(pitch_scores(y, fake))
+        rows.append(row)
+    return mean_dict(rows)
+
+
+@torch.no_grad()
+def codes_used(model, prepared: Path) -> int:
+    """Distinct codes the model's quantizer gives the content features of a prepared folder."""
+    codes = set()
+    for path in sorted((prepared / "4-cnhubert").glob("*.pt")):
+        ssl = torch.load(path, map_location="cpu", weights_only=True).float()  # [1, D, T]
+        codes.update(model.extract_latent(ssl).flatten().tolist())
+    return len(codes)
+
+
+def ablate(runs: list[Path], prepared: Path) -> None:
+    """One line of the model card's ablation table per run: its newest G checkpoint, held-out resynthesis."""
+    from gsv_edu.weights import checkpoint_dir, latest_checkpoint, load_pair
+
+    for run in runs:
+        start = time.time()
+        ck = checkpoint_dir(run, "v2")
+        step = latest_checkpoint(ck)
+        model = load_sovits(load_pair(ck, step).g_path, inference=False).model.eval()
+        scores = heldout_resynthesis(model)
+        scores["codes_used"] = codes_used(model, prepared)
+        scores["step"] = step
+        print(json.dumps({"run": str(run), **{k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()},
+                          "seconds": round(time.time() - start, 1)}), flush=True)
 
 
 def export(run: Path) -> None:
@@ -285,10 +325,15 @@ if __name__ == "__main__":
     ev.add_argument("--model", type=Path, default=TINY_SOVITS_PATH)
     ev.add_argument("--out", type=Path, default=TINY_SOVITS_DIR)
     ev.add_argument("--wavs", type=Path, default=Path("runs/sovits_tiny_eval"), help="where the example outputs go")
+    ab = sub.add_parser("ablate")
+    ab.add_argument("runs", type=Path, nargs="+")
+    ab.add_argument("--prepared", type=Path, default=Path("runs/tiny_prepared"), help="for counting the codes used")
     args = p.parse_args()
     torch.set_num_threads(1)
     if args.command == "export":
         export(args.run)
+    elif args.command == "ablate":
+        ablate(args.runs, args.prepared)
     elif args.command == "curves":
         curves()
     else:

@@ -52,6 +52,7 @@ from gsv_edu.data.dataset import TextAudioSpeakerDataset
 from gsv_edu.data.layout import check_prepared
 from gsv_edu.data.loader import EpochBatches, make_loader
 from gsv_edu.data.sampler import DistributedBucketSampler
+from gsv_edu.train.codebook import fit_codebook_on_corpus
 from gsv_edu.train.distributed import DistributedContext, barrier, gather_objects, init_distributed
 from gsv_edu.train.logs import RunLogger, read_metrics, setup_logging
 from gsv_edu.train.rng import capture_rng_state, restore_rng_state
@@ -227,6 +228,11 @@ class TrainingRun:
         if latest is None:
             for line in t.load_pretrained(self.cfg.train.pretrained_s2G or None, self.cfg.train.pretrained_s2D or None):
                 log.info(line)
+            if self.cfg.train.codebook_init == "corpus":
+                fit = fit_codebook_on_corpus(t.net_g, self.dataset, ctx)
+                log.info("codebook: k-means of the whole corpus, " + (
+                    f"{fit['frames']} frames, {fit['codes_used']} of {fit['codebook_size']} codes used"
+                    if fit["fitted"] else fit["reason"]))
             log.info(f"starting a new run in {self.run_dir}")
             return None, False
         pair = load_pair(self.ckpt_dir, latest)
