@@ -429,3 +429,11 @@ def test_replace_model_copies_and_validates():
     assert wide.to_dict()["train"] == tiny.to_dict()["train"]
     with pytest.raises(GPTConfigError, match="must equal hidden_dim"):
         tiny.replace_model(hidden_dim=128)
+
+
+def test_small_preset_is_the_shipped_gpts_size():
+    small = Text2SemanticDecoder(PRESETS["small"])
+    assert small.state_dict()["h.layers.3.linear1.weight"].shape == (1024, 256)  # FFN 4 · 256
+    assert "h.layers.4.linear1.weight" not in small.state_dict()
+    assert small.state_dict()["h.layers.0.self_attn.in_proj_weight"].shape == (768, 256)
+    assert small.bert_proj.weight.shape == (256, 1024) and small.ar_text_embedding.word_embeddings.weight.shape[0] == 732

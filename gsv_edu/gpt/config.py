@@ -16,8 +16,8 @@ listed in the YAML but read by nobody: `linear_units` (the feed-forward width is
 4·hidden_dim) and `random_bert`.
 
 Presets: `official-v2` (s1longer-v2.yaml: 732 phones), `official-v1` (s1longer.yaml: 512
-phone rows, inference top_k 5) and `tiny` (2 layers, 64-d, 4 heads: a model that trains on
-the CPU in minutes).
+phone rows, inference top_k 5), `tiny` (2 layers, 64-d, 4 heads: a model that trains on
+the CPU in minutes) and `small` (4 layers, 256-d, 8 heads: the shipped small GPT).
 
     cfg = GPTConfig.from_yaml("GPT_SoVITS/configs/s1longer-v2.yaml")
     cfg = GPTConfig.preset("tiny")
@@ -318,4 +318,13 @@ def _tiny() -> dict:
     return d
 
 
-PRESETS: dict[str, dict] = {"official-v2": _official_v2(), "official-v1": _official_v1(), "tiny": _tiny()}
+def _small() -> dict:
+    """4 layers, 256-d, 8 heads (FFN 1024): the shipped small GPT (`gsv_edu/assets/gpt_tiny/`), trained
+    on the sample corpus with AdamW, one optimizer step per batch (its MODEL_CARD.md has the command)."""
+    d = _official_v2()
+    d["model"].update(embedding_dim=256, hidden_dim=256, head=8, linear_units=1024, n_layer=4)
+    return d
+
+
+PRESETS: dict[str, dict] = {"official-v2": _official_v2(), "official-v1": _official_v1(), "tiny": _tiny(),
+                            "small": _small()}

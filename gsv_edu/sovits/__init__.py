@@ -15,6 +15,8 @@
     commons         masks, slicing and small helpers (module/commons.py)
     weight_norm     the weight-norm spelling of the official state dicts, and folding it away
     channels_last   a faster CPU layout for the decoder's convolutions (same numbers)
+    dft_conv        the decoder's wide convolutions as block-DFT products for CPU inference (same
+                    numbers to float32 rounding; used by `load_sovits` for inference on the CPU)
 
 Nothing is imported here: `from gsv_edu.sovits.models import SynthesizerTrn` (or
 `from gsv_edu import SynthesizerTrn`).

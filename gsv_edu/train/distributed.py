@@ -21,7 +21,10 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistributedContext", "init_distributed", "resolve_device", "all_true", "gather_objects", "barrier"]
+from gsv_edu.weights import weights_fingerprint
+
+__all__ = ["DistributedContext", "init_distributed", "resolve_device", "all_true", "gather_objects", "barrier",
+           "check_ranks_agree"]
 
 
 @dataclass
@@ -106,3 +109,20 @@ def gather_objects(obj, ctx: DistributedContext) -> list:
 def barrier(ctx: DistributedContext) -> None:
     if ctx.is_distributed:
         dist.barrier()
+
+
+def check_ranks_agree(models: dict[str, torch.nn.Module], ctx: DistributedContext, log) -> bool:
+    """With several processes: compare every rank's weights of each model (DDP must keep them identical).
+
+    Logs one line, e.g. `weights of the 2 ranks: G ['…', '…'] D ['…', '…'] (identical)` (a model
+    named "" is listed without a label); an error line if they differ. True with one process.
+    """
+    if not ctx.is_distributed:
+        return True
+    prints = gather_objects(tuple(weights_fingerprint(m) for m in models.values()), ctx)  # per rank
+    per_model = {name: [p[i] for p in prints] for i, name in enumerate(models)}
+    agree = all(len(set(v)) == 1 for v in per_model.values())
+    listing = " ".join(f"{name} {v}".strip() for name, v in per_model.items())
+    (log.info if agree else log.error)(f"weights of the {ctx.world_size} ranks: {listing} "
+                                       f"({'identical' if agree else 'DIFFERENT: the processes went out of sync'})")
+    return agree

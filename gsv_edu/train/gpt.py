@@ -72,11 +72,12 @@ from gsv_edu.gpt.dataset import Text2SemanticDataset, official_batch_size
 from gsv_edu.gpt.optim import OFFICIAL_LOCKED_LR, official_optimizer
 from gsv_edu.gpt.sampler import BucketBatchSampler
 from gsv_edu.gpt.t2s_model import Text2SemanticDecoder
-from gsv_edu.train.distributed import DistributedContext, all_true, barrier, gather_objects, init_distributed
-from gsv_edu.train.logs import RunLogger, read_metrics, setup_logging
+from gsv_edu.train.distributed import (DistributedContext, all_true, barrier, check_ranks_agree,
+                                       gather_objects, init_distributed)
+from gsv_edu.train.logs import RunLogger, log_above_bar, read_metrics, setup_logging
 from gsv_edu.train.rng import capture_rng_state, restore_rng_state
 from gsv_edu.train.run import TrainingDiverged
-from gsv_edu.weights import GPTFileError, load_gpt, read_gpt_raw, save_gpt, weights_fingerprint
+from gsv_edu.weights import GPTFileError, load_gpt, read_gpt_raw, save_gpt
 
 __all__ = ["train_gpt", "GPTTrainingRun", "GPTRunOptions", "GPTTrainResult", "TrainingDiverged", "gpt_config",
            "list_gpt_checkpoints", "read_gpt_checkpoint", "lightning_loops", "CKPT_DIR", "WEIGHTS_DIR", "CONFIG_FILE",
@@ -635,20 +636,10 @@ class GPTTrainingRun:
 
     # ------------------------------------------------------------------ the end
     def _message(self, text: str) -> None:
-        if self.bar is not None:
-            self.bar.clear()
-        self.log.info(text)
-        if self.bar is not None:
-            self.bar.refresh()
+        log_above_bar(self.log, self.bar, text)
 
     def _check_ranks_agree(self) -> None:
-        if not self.ctx.is_distributed:
-            return
-        prints = gather_objects(weights_fingerprint(self.model), self.ctx)
-        agree = len(set(prints)) == 1
-        (self.log.info if agree else self.log.error)(
-            f"weights of the {self.ctx.world_size} ranks: {prints} "
-            f"({'identical' if agree else 'DIFFERENT: the processes went out of sync'})")
+        check_ranks_agree({"": self.model}, self.ctx, self.log)
 
     def _result(self, stop_reason: str) -> GPTTrainResult:
         result = GPTTrainResult(run_dir=self.run_dir, step=self.step, epoch=self.epoch, stop_reason=stop_reason,

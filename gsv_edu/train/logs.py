@@ -30,7 +30,8 @@ import torch
 
 from gsv_edu.atomic import atomic_write_text
 
-__all__ = ["setup_logging", "RunLogger", "spectrogram_image", "read_metrics", "METRICS_FILE", "LOG_FILE"]
+__all__ = ["setup_logging", "RunLogger", "spectrogram_image", "read_metrics", "METRICS_FILE", "LOG_FILE",
+           "log_above_bar"]
 
 METRICS_FILE = "metrics.jsonl"
 LOG_FILE = "train.log"
@@ -54,6 +55,15 @@ def setup_logging(run_dir: str | os.PathLike | None, is_main: bool, quiet: bool 
         fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logger.addHandler(fh)
     return logger
+
+
+def log_above_bar(log: logging.Logger, bar, text: str) -> None:
+    """An info line that does not tear the tqdm progress `bar` (None: no bar)."""
+    if bar is not None:
+        bar.clear()
+    log.info(text)
+    if bar is not None:
+        bar.refresh()
 
 
 def spectrogram_image(spec: np.ndarray | torch.Tensor) -> np.ndarray:

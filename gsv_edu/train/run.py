@@ -53,12 +53,12 @@ from gsv_edu.data.layout import check_prepared
 from gsv_edu.data.loader import EpochBatches, make_loader
 from gsv_edu.data.sampler import DistributedBucketSampler
 from gsv_edu.train.codebook import fit_codebook_on_corpus
-from gsv_edu.train.distributed import DistributedContext, barrier, gather_objects, init_distributed
-from gsv_edu.train.logs import RunLogger, read_metrics, setup_logging
+from gsv_edu.train.distributed import (DistributedContext, barrier, check_ranks_agree, gather_objects,
+                                       init_distributed)
+from gsv_edu.train.logs import RunLogger, log_above_bar, read_metrics, setup_logging
 from gsv_edu.train.rng import capture_rng_state, restore_rng_state
 from gsv_edu.train.step import StepResult, Trainer
-from gsv_edu.weights import (checkpoint_dir, latest_checkpoint, load_pair, prune_checkpoints, save_pair, save_sovits,
-                             weights_fingerprint)
+from gsv_edu.weights import (checkpoint_dir, latest_checkpoint, load_pair, prune_checkpoints, save_pair, save_sovits)
 
 __all__ = ["train", "TrainingRun", "TrainResult", "TrainingDiverged", "CONFIG_FILE", "WEIGHTS_DIR", "mel_summary"]
 
@@ -392,24 +392,10 @@ class TrainingRun:
 
     # ------------------------------------------------------------------ the end
     def _message(self, text: str) -> None:
-        """A log line that does not tear the progress bar."""
-        if self.bar is not None:
-            self.bar.clear()
-        self.log.info(text)
-        if self.bar is not None:
-            self.bar.refresh()
+        log_above_bar(self.log, self.bar, text)
 
     def _check_ranks_agree(self) -> None:
-        """With several processes: compare every rank's weights (DDP must keep them identical)."""
-        if not self.ctx.is_distributed:
-            return
-        t = self.trainer
-        prints = gather_objects((weights_fingerprint(t.net_g), weights_fingerprint(t.net_d)), self.ctx)
-        g_prints, d_prints = [p[0] for p in prints], [p[1] for p in prints]
-        agree = len(set(g_prints)) == 1 and len(set(d_prints)) == 1
-        (self.log.info if agree else self.log.error)(
-            f"weights of the {self.ctx.world_size} ranks: G {g_prints} D {d_prints} "
-            f"({'identical' if agree else 'DIFFERENT: the processes went out of sync'})")
+        check_ranks_agree({"G": self.trainer.net_g, "D": self.trainer.net_d}, self.ctx, self.log)
 
     def _result(self, stop_reason: str) -> TrainResult:
         t = self.trainer
