@@ -1,7 +1,9 @@
-"""The small SoVITS model that ships with gsv_edu, trained on the sample corpus (`gsv_edu/assets/sovits_tiny/`).
+"""The small models that ship with gsv_edu, trained on the sample corpus: a SoVITS
+(`gsv_edu/assets/sovits_tiny/`) and a GPT (`gsv_edu/assets/gpt_tiny/`), a pair on one codebook.
 
-The book's chapters on the decoder, training and inference listen to it; nothing in the library
-needs it. How it was trained, on what, for how long, and what was measured on it (no human
+The book's chapters on the decoder, training and inference listen to the SoVITS; `python -m
+gsv_edu.tts` speaks with the pair when no model is given. The GPT's model card
+(`gsv_edu/assets/gpt_tiny/MODEL_CARD.md`) says what it can say: the sentences it was trained on. How it was trained, on what, for how long, and what was measured on it (no human
 listened to it) is in `gsv_edu/assets/sovits_tiny/MODEL_CARD.md`.
 
 Why a module of its own and not part of `gsv_edu.weights`: it reads no file format of its own
@@ -31,12 +33,15 @@ from pathlib import Path
 import torch
 
 from gsv_edu.train.logs import read_metrics
-from gsv_edu.weights import load_sovits
+from gsv_edu.weights import load_gpt, load_sovits
 
-__all__ = ["TINY_SOVITS_DIR", "TINY_SOVITS_PATH", "load_tiny_sovits", "tiny_sovits_metrics"]
+__all__ = ["TINY_SOVITS_DIR", "TINY_SOVITS_PATH", "load_tiny_sovits", "tiny_sovits_metrics", "TINY_GPT_DIR",
+           "TINY_GPT_PATH", "load_tiny_gpt"]
 
 TINY_SOVITS_DIR = Path(__file__).resolve().parent / "assets" / "sovits_tiny"
 TINY_SOVITS_PATH = TINY_SOVITS_DIR / "sovits_tiny.pth"
+TINY_GPT_DIR = Path(__file__).resolve().parent / "assets" / "gpt_tiny"
+TINY_GPT_PATH = TINY_GPT_DIR / "gpt_tiny.ckpt"  # an official-format GPT export (the `small` preset)
 METRICS_FILE = "metrics.jsonl"
 
 
@@ -58,3 +63,14 @@ def load_tiny_sovits(device: str | torch.device = "cpu", *, inference: bool = Tr
 def tiny_sovits_metrics() -> list[dict]:
     """The training log of the shipped model: the rows of its metrics.jsonl ({step, loss/g/mel, ...})."""
     return read_metrics(TINY_SOVITS_DIR)
+
+
+def load_tiny_gpt(device: str | torch.device = "cpu"):
+    """The shipped small GPT (`Text2SemanticDecoder`, eval mode), loaded with `gsv_edu.load_gpt`.
+
+    Its tokens are those of the shipped tiny SoVITS's codebook: use the two together.
+    """
+    if not TINY_GPT_PATH.is_file():
+        raise FileNotFoundError(f"{TINY_GPT_PATH}: the shipped small GPT is missing (a partial install? "
+                                f"reinstall gsv_edu or use a clone of its repository)")
+    return load_gpt(TINY_GPT_PATH, device)

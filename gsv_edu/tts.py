@@ -63,7 +63,7 @@ from gsv_edu.atomic import atomic_write
 from gsv_edu.hubert import HuBERTConfigError, HuBERTLoadError, features
 from gsv_edu.infer import (InferenceError, config_of, load_encoder, load_model, load_speaker_verifier,
                            reference_spectrogram, reference_speaker_vector)
-from gsv_edu.pretrained import load_tiny_sovits
+from gsv_edu.pretrained import TINY_GPT_DIR, TINY_GPT_PATH, load_tiny_sovits
 from gsv_edu.text import clean_text, cleaned_text_to_sequence, get_symbols, split_by_language
 from gsv_edu.text.bert import BertError, ChineseBert, load_bert, phone_features
 from gsv_edu.text.split import SPLITS, TextSplitError, get_method, segments
@@ -72,8 +72,6 @@ from gsv_edu.weights import GPTFileError, load_gpt
 __all__ = ["TTSError", "TTS", "TTSResult", "load_tts", "text_features", "check_reference_length",
            "TINY_GPT_DIR", "TINY_GPT_PATH", "LANGUAGES", "main"]
 
-TINY_GPT_DIR = Path(__file__).resolve().parent / "assets" / "gpt_tiny"
-TINY_GPT_PATH = TINY_GPT_DIR / "gpt_tiny.ckpt"
 LANGUAGES = ("en", "zh")  # "zh" is the official 中英混合: Chinese with English words read as English
 REF_MIN_16K, REF_MAX_16K = 48000, 160000  # get_tts_wav: the reference must last 3-10 s at 16 kHz
 PAUSE_SECONDS = 0.3  # get_tts_wav's pause_second: silence after every piece
@@ -307,8 +305,8 @@ def _read_audio(ref, sampling_rate: int, name: str) -> np.ndarray:
 def _load_gpt(path, device):
     if path is None:
         if not TINY_GPT_PATH.is_file():
-            raise TTSError(f"--gpt: the shipped small GPT ({TINY_GPT_PATH}) is not installed yet; pass --gpt "
-                           f"CKPT (a GPT export or Lightning checkpoint, e.g. from python -m gsv_edu.train_gpt)")
+            raise TTSError(f"--gpt: the shipped small GPT ({TINY_GPT_PATH}) is missing (a partial install?); pass "
+                           f"--gpt CKPT (a GPT export or Lightning checkpoint, e.g. from python -m gsv_edu.train_gpt)")
         path = TINY_GPT_PATH
     if not os.path.isfile(path):
         raise TTSError(f"--gpt {path}: no such file")

@@ -19,5 +19,5 @@ def test_package_data_covers_every_non_python_file():
     assert not missing, f"not in [tool.setuptools.package-data] of pyproject.toml: {missing}"
     # the files the library opens at run time, by name
     for needed in ("configs/s2.json", "text/data/symbols_v2.txt", "assets/hubert_small/model.safetensors",
-                   "assets/sovits_tiny/sovits_tiny.pth"):
+                   "assets/sovits_tiny/sovits_tiny.pth", "assets/gpt_tiny/gpt_tiny.ckpt"):
         assert PACKAGE / needed in shipped, needed

@@ -72,3 +72,41 @@ def test_shipped_tiny_model_is_the_file_ready_for_decode():
     assert rows == [json.loads(line) for line in lines if line.strip()]
     mel = [r["loss/g/mel"] for r in rows if r.get("loss/g/mel") is not None]
     assert len(mel) > 10 and sum(mel[-5:]) / 5 < 0.6 * mel[0]  # the model card's claim: a falling mel loss
+
+
+def test_shipped_small_gpt_is_an_official_export_of_the_small_preset():
+    from gsv_edu.gpt.config import PRESETS, GPTConfig
+    from gsv_edu.pretrained import TINY_GPT_PATH, load_tiny_gpt
+
+    from gsv_edu.weights import read_gpt_file
+
+    record = read_gpt_file(TINY_GPT_PATH)
+    assert record.kind == "export" and record.info  # {"weight": {"model." + key: fp16}, "config", "info"}
+    assert all(v.dtype == torch.float16 for v in record.weights.values() if v.is_floating_point())
+    raw = torch.load(TINY_GPT_PATH, map_location="cpu", weights_only=True)
+    assert set(raw) == {"weight", "config", "info"} and all(k.startswith("model.") for k in raw["weight"])
+    gpt = load_tiny_gpt()
+    assert not gpt.training
+    small = GPTConfig.from_dict(PRESETS["small"]).model
+    assert gpt.config.model.to_dict() == small.to_dict()
+
+
+def test_shipped_pair_speaks_a_training_sentence_out_of_the_box():
+    """`load_tts()` with no paths is the shipped GPT + SoVITS; on a sentence the GPT was trained on, with
+    another training recording of the voice as the prompt, its tokens are the recording's own tokens
+    (computed with the shipped SoVITS's codebook, as `prepare --sovits` does) to a small error: the two
+    models are a pair on one codebook. A GPT trained on another codebook scores about 0.9 here."""
+    from gsv_edu import book
+    from gsv_edu.gpt.metrics import token_error_rate
+    from gsv_edu.hubert.features import training_features
+    from gsv_edu.tts import load_tts
+
+    engine = load_tts()
+    ref, target = book.utterance("en_slt_001"), book.utterance("en_slt_004")  # ref 3.38 s
+    with torch.no_grad():
+        ssl = training_features(engine.encoder, target.load())  # [1, D, T] at 50 Hz
+        real = engine.sovits.extract_latent(ssl)[0, 0]  # [T/2]
+    result = engine.synthesize(ref.path, ref.text, "en", target.text, "en", seed=0)
+    tokens = torch.cat(result.tokens)
+    assert token_error_rate(tokens, real) < 0.2
+    assert abs(len(result.wav) - len(target.load())) < 0.25 * 32000 + result.pause_samples

@@ -1,5 +1,6 @@
 """Make and measure the shipped small GPT (`gsv_edu/assets/gpt_tiny/`), as its MODEL_CARD.md says.
 
+    .venv/bin/python tools/gpt_tiny_asset.py pairs --prepared DIR --sovits PTH --out DIR2   # + prompt-layout items
     .venv/bin/python tools/gpt_tiny_asset.py export RUN            # RUN's final export -> gpt_tiny.ckpt + metrics.jsonl
     .venv/bin/python tools/gpt_tiny_asset.py evaluate --prepared-all DIR [--gpt CKPT]   # -> evaluation.json
 
@@ -15,7 +16,15 @@ listening:
   same voice and split (chance 0.5; `gsv_edu.hubert.content_score`)? The same score of SoVITS
   decoding the recording's own tokens is the ceiling a perfect GPT would reach with this SoVITS;
 - for a held-out sentence, which training sentence its tokens are nearest to (recitation).
-Not part of the package or the tests.
+
+`pairs` writes a copy of a prepared folder with extra items in the layout the GPT sees at
+inference (`gsv_edu.tts`, the official `get_tts_wav`): phones of [reference transcript ; sentence]
+and tokens [the reference's prompt tokens (its plain 16 kHz audio + 0.6 s of zeros, as
+`TTS.prompt_tokens`) ; the sentence's training tokens], for every training sentence of a voice
+with that voice's reference (`references`: its `_001` recording). The official s1 data holds single utterances only; the official
+GPT learned to continue a prompt from 5000 hours of variety, which a memoriser of 7 minutes does
+not have (book chapter 14, section 5). The items use the official file formats, so any s1
+trainer reads them. Not part of the package or the tests.
 """
 import argparse
 import json
@@ -34,12 +43,18 @@ from gsv_edu.gpt.metrics import token_error_rate  # noqa: E402
 from gsv_edu.hubert.content_score import dtw_distance  # noqa: E402
 from gsv_edu.hubert.features import training_features  # noqa: E402
 from gsv_edu.infer import config_of, reference_spectrogram  # noqa: E402
-from gsv_edu.tts import TINY_GPT_DIR, TINY_GPT_PATH, load_tts, text_features  # noqa: E402
+from gsv_edu.data.layout import INFO_FILE, TEXT_FILE  # noqa: E402
+from gsv_edu.gpt.config import GPTConfig  # noqa: E402
+from gsv_edu.gpt.t2s_model import Text2SemanticDecoder  # noqa: E402
+from gsv_edu.infer import load_encoder, load_model  # noqa: E402
+from gsv_edu.text import get_symbols  # noqa: E402
+from gsv_edu.text.split import SPLITS, segments  # noqa: E402
+from gsv_edu.tts import TTS, TINY_GPT_DIR, TINY_GPT_PATH, load_tts, text_features  # noqa: E402
 
 VOICES = ("en_awb", "en_rms", "en_slt")
-TRAIN_IDS = (1, 4, 7, 12, 18, 24)       # training sentences scored
+TRAIN_IDS = (4, 7, 12, 18, 24, 29)      # training sentences scored
 HELDOUT_IDS = (5, 10, 15, 20, 25, 30)   # never seen by the GPT, the SoVITS or the HuBERT
-REF_ID, REF_ID_ALT = 2, 3               # the reference recording of each voice (a training sentence)
+REF_ID = 1  # the reference of each voice (`references`): a training sentence of 3.3-3.8 s (3-10 s needed)
 
 
 def read_semantic(prepared: Path) -> dict[str, list[int]]:
@@ -50,6 +65,48 @@ def read_semantic(prepared: Path) -> dict[str, list[int]]:
             name, codes = line.split("\t")
             out[Path(name).stem] = [int(c) for c in codes.split()]
     return out
+
+
+def references(voice: str) -> list[str]:
+    """The reference recording of a voice for the prompt-layout items: `{voice}_001`, a training
+    recording of 3.3-4.3 s in every voice of the sample corpus (the README and the tests speak with it)."""
+    return [f"{voice}_001"]
+
+
+@torch.no_grad()
+def pairs(prepared: Path, sovits: Path, out: Path) -> None:
+    """Copy `prepared`'s text and token files to `out` with the prompt-layout items added."""
+    model = load_model(sovits)
+    gpt_shape = Text2SemanticDecoder(GPTConfig.preset("small"))  # only for TTS's pair checks: never run
+    engine = TTS(gpt_shape, model, load_encoder(None, model))
+    symbols = get_symbols("v2")
+    texts = {Path(line.split("\t")[0]).stem: line for line in
+             (prepared / TEXT_FILE).read_text(encoding="utf-8").splitlines() if line.strip()}
+    tokens = read_semantic(prepared)
+    files = {Path(line.split("\t")[0]).stem: line.split("\t")[0] for line in texts.values()}
+    text_lines, token_lines = [], []
+    for voice in sorted({n.rsplit("_", 1)[0] for n in tokens}):
+        lang = "zh" if voice.startswith("zh") else "en"
+        for ref_name in references(voice):
+            ref = book.utterance(ref_name)
+            ref_text = ref.text if ref.text[-1] in SPLITS else ref.text + ("." if lang == "en" else "。")
+            prompt = engine.prompt_tokens(ref.path, ref_name)[0].tolist()  # [T_p]
+            ref_ids = engine._text(ref_text, lang, "ref")[0]
+            for name in sorted(n for n in tokens if n.startswith(voice + "_") and n != ref_name):
+                pieces = segments(book.utterance(name).text, "cut1", lang)
+                if len(pieces) != 1:
+                    continue
+                ids = ref_ids + engine._text(pieces[0], lang, "text")[0]
+                pair = f"pair_{ref_name}_{files[name]}"
+                text_lines.append(f"{pair}\t{' '.join(symbols[i] for i in ids)}\tNone\t{ref_text} | {pieces[0]}")
+                token_lines.append(f"{pair}\t{' '.join(map(str, prompt + tokens[name]))}")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / TEXT_FILE).write_text((prepared / TEXT_FILE).read_text(encoding="utf-8") + "\n".join(text_lines) + "\n",
+                                 encoding="utf-8")
+    (out / SEMANTIC_FILE).write_text((prepared / SEMANTIC_FILE).read_text(encoding="utf-8").rstrip("\n") + "\n"
+                                     + "\n".join(token_lines) + "\n", encoding="utf-8")
+    shutil.copy(prepared / INFO_FILE, out / INFO_FILE)
+    print(f"{out}: {len(texts)} utterances + {len(text_lines)} prompt-layout items")
 
 
 def export(run: Path) -> None:
@@ -113,7 +170,7 @@ def evaluate(gpt: Path | None, prepared_all: Path, out_dir: Path, wav_dir: Path)
             for i in ids:
                 name = f"{voice}_{i:03d}"
                 u = book.utterance(name)
-                ref = book.utterance(f"{voice}_{(REF_ID_ALT if i == REF_ID else REF_ID):03d}")
+                ref = book.utterance(f"{voice}_{REF_ID:03d}")
                 result = engine.synthesize(ref.path, ref.text, "en", u.text, "en", seed=0)
                 tokens = torch.cat(result.tokens).tolist()
                 ceiling = decode_tokens(real_tokens[name], u.text, ref.path)
@@ -154,6 +211,10 @@ def evaluate(gpt: Path | None, prepared_all: Path, out_dir: Path, wav_dir: Path)
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
+    pa = sub.add_parser("pairs")
+    pa.add_argument("--prepared", type=Path, required=True)
+    pa.add_argument("--sovits", type=Path, required=True, help="the SoVITS whose codebook the tokens use")
+    pa.add_argument("--out", type=Path, required=True)
     sub.add_parser("export").add_argument("run", type=Path)
     sub.add_parser("curves")
     ev = sub.add_parser("evaluate")
@@ -164,7 +225,9 @@ if __name__ == "__main__":
     ev.add_argument("--wavs", type=Path, default=Path("runs/gpt_tiny_eval"))
     args = p.parse_args()
     torch.set_num_threads(1)
-    if args.command == "export":
+    if args.command == "pairs":
+        pairs(args.prepared, args.sovits, args.out)
+    elif args.command == "export":
         export(args.run)
     elif args.command == "curves":
         curves()

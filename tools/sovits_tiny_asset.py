@@ -203,9 +203,10 @@ def evaluate(model_path: Path, out_dir: Path, wav_dir: Path) -> None:
     """The model card's measurements -> out_dir/evaluation.json, out_dir/spectrograms.png, wav_dir/*.wav."""
     wav_dir.mkdir(parents=True, exist_ok=True)
     start = time.time()
-    trained = load_sovits(model_path, inference=False).model.eval()
+    loaded = load_sovits(model_path, inference=False)
+    trained = loaded.model.eval()
     infer_model = load_sovits(model_path).model
-    cfg = Config.preset("tiny")
+    cfg = Config.from_hparams(loaded.hps)  # the same architecture, random weights
     torch.manual_seed(0)
     untrained = SynthesizerTrn(cfg.spec_channels, cfg.segment_frames, **cfg.model_kwargs()).eval()
     encoder = load_encoder(None, infer_model)
