@@ -41,6 +41,9 @@ class ConfigError(ValueError):
     """A configuration key is unknown or its value has the wrong type."""
 
 
+CODEBOOK_INITS = ("first_batch", "corpus")  # train.codebook_init: the official way first
+
+
 @dataclass
 class TrainConfig:
     """The `train` section. Official keys first; gsv_edu additions below the marker."""
@@ -79,6 +82,7 @@ class TrainConfig:
     max_nonfinite_steps: int = 5     # consecutive non-finite losses tolerated before the run stops
     disc_channel_divisor: int = 1    # divides the discriminator's widths (1 = official 46.7 M parameters)
     codebook_init: str = "first_batch"  # fresh codebook: k-means of the first batch (official) or "corpus"
+    #                                     (of every training utterance: gsv_edu.train.codebook)
 
 
 @dataclass
@@ -356,7 +360,7 @@ class Config:
             raise ConfigError(f"model.sv_dim: the speaker-vector width must be positive, got {self.model.sv_dim}")
         if self.train.amp_dtype not in ("float16", "bfloat16"):
             raise ConfigError(f"train.amp_dtype: expected 'float16' or 'bfloat16', got {self.train.amp_dtype!r}")
-        if self.train.codebook_init not in ("first_batch", "corpus"):
+        if self.train.codebook_init not in CODEBOOK_INITS:
             raise ConfigError(f"train.codebook_init: expected 'first_batch' (official) or 'corpus', "
                               f"got {self.train.codebook_init!r}")
         return self

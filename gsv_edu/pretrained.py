@@ -2,9 +2,10 @@
 (`gsv_edu/assets/sovits_tiny/`) and a GPT (`gsv_edu/assets/gpt_tiny/`), a pair on one codebook.
 
 The book's chapters on the decoder, training and inference listen to the SoVITS; `python -m
-gsv_edu.tts` speaks with the pair when no model is given. The GPT's model card
-(`gsv_edu/assets/gpt_tiny/MODEL_CARD.md`) says what it can say: the sentences it was trained on. How it was trained, on what, for how long, and what was measured on it (no human
-listened to it) is in `gsv_edu/assets/sovits_tiny/MODEL_CARD.md`.
+gsv_edu.tts` speaks with the pair when no model is given. How each was trained, on what, for how
+long, and what was measured on it (no human listened to them) is in its model card
+(`gsv_edu/assets/sovits_tiny/MODEL_CARD.md`, `gsv_edu/assets/gpt_tiny/MODEL_CARD.md`); the GPT can
+say the sentences it was trained on, and nothing else.
 
 Why a module of its own and not part of `gsv_edu.weights`: it reads no file format of its own
 (it is `load_sovits` on a file that ships with the package, as `gsv_edu.hubert.load_default`

@@ -538,8 +538,8 @@ def load_sovits(path: str | os.PathLike, device: str | torch.device = "cpu", *, 
         fold_weight_norm(model)
         if torch.device(device).type == "cpu":
             # oneDNN runs these narrow, long 1-D convolutions faster in the channels-last layout,
-            # and the wide ones (k = 7, 11) take less arithmetic by block DFT: together 0.71× the
-            # official decode time at the official size (bench/decode.py, README "Speed"). Same
+            # and the wide ones (k = 7, 11) take less arithmetic by block DFT: together about 0.73×
+            # the official decode time at the official size (bench/decode.py, README "Speed"). Same
             # weights, same keys, outputs equal to float rounding. Only the decoder: enc_p's
             # attention reshapes its conv outputs with .view, which needs the default layout.
             use_dft_convs(use_channels_last_convs(model.dec))

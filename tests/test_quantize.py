@@ -288,6 +288,11 @@ def _two_rank_worker(rank, store_path, out_dir):
         torch.manual_seed(200 + rank)
         rvq(_rank_data(rank, 7, items=2 - rank))
         results["uneven"] = rvq.state_dict()
+        # "no_gather": both ranks hold the same 30 frames (a whole corpus); each seeds differently
+        cb = EuclideanCodebook(16, 8, kmeans_init=True, kmeans_iters=5, decay=0.99, threshold_ema_dead_code=2)
+        torch.manual_seed(300 + rank)
+        cb.init_embed_(_rank_data(0, 9, items=1, frames=30)[0].T, gather=False)
+        results["no_gather"] = cb.state_dict()
         torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
     finally:
         dist.destroy_process_group()
@@ -342,6 +347,20 @@ def test_two_uneven_ranks_gather_as_many_frames_from_each_rank_as_the_smallest_h
     cb.expire_codes_(gathered)
     for k, v in cb.state_dict().items():
         torch.testing.assert_close(s0[f"vq.layers.0._codebook.{k}"], v, rtol=1e-6, atol=1e-6, msg=k)
+
+
+def test_two_ranks_without_gather_fit_rank_0s_frames_untrimmed(two_ranks):
+    """init_embed_(gather=False) (the corpus codebook of gsv_edu.train.codebook): every rank holds the
+    same frames, rank 0's k-means on all of them is broadcast; nothing is gathered or trimmed."""
+    s0, s1 = (r["no_gather"] for r in two_ranks)
+    for k, v in s0.items():
+        assert torch.equal(v, s1[k]), k
+    cb = EuclideanCodebook(16, 8, kmeans_init=True, kmeans_iters=5, decay=0.99, threshold_ema_dead_code=2)
+    torch.manual_seed(300)  # rank 0's stream
+    cb.init_embed_(_rank_data(0, 9, items=1, frames=30)[0].T)  # one process: the same 30 frames
+    for k, v in cb.state_dict().items():
+        assert torch.equal(s0[k], v), k
+    assert s0["cluster_size"].sum() == 30  # every frame counted once (gathering would give 60)
 
 
 def test_decode_with_codes_in_the_wrong_axis_order_says_so():

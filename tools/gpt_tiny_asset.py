@@ -38,15 +38,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gsv_edu import audio, book  # noqa: E402
-from gsv_edu.data.layout import SEMANTIC_FILE  # noqa: E402
+from gsv_edu.data.layout import INFO_FILE, SEMANTIC_FILE, TEXT_FILE  # noqa: E402
+from gsv_edu.gpt.config import GPTConfig  # noqa: E402
+from gsv_edu.gpt.dataset import read_name2semantic  # noqa: E402
 from gsv_edu.gpt.metrics import token_error_rate  # noqa: E402
+from gsv_edu.gpt.t2s_model import Text2SemanticDecoder  # noqa: E402
 from gsv_edu.hubert.content_score import dtw_distance  # noqa: E402
 from gsv_edu.hubert.features import training_features  # noqa: E402
-from gsv_edu.infer import config_of, reference_spectrogram  # noqa: E402
-from gsv_edu.data.layout import INFO_FILE, TEXT_FILE  # noqa: E402
-from gsv_edu.gpt.config import GPTConfig  # noqa: E402
-from gsv_edu.gpt.t2s_model import Text2SemanticDecoder  # noqa: E402
-from gsv_edu.infer import load_encoder, load_model  # noqa: E402
+from gsv_edu.infer import load_encoder, load_model, reference_spectrogram  # noqa: E402
 from gsv_edu.text import get_symbols  # noqa: E402
 from gsv_edu.text.split import SPLITS, segments  # noqa: E402
 from gsv_edu.tts import TTS, TINY_GPT_DIR, TINY_GPT_PATH, load_tts, text_features  # noqa: E402
@@ -58,13 +57,8 @@ REF_ID = 1  # the reference of each voice (`references`): a training sentence of
 
 
 def read_semantic(prepared: Path) -> dict[str, list[int]]:
-    """6-name2semantic.tsv -> {utterance name without extension: tokens}."""
-    out = {}
-    for line in (prepared / SEMANTIC_FILE).read_text(encoding="utf-8").splitlines()[1:]:
-        if line.strip():
-            name, codes = line.split("\t")
-            out[Path(name).stem] = [int(c) for c in codes.split()]
-    return out
+    """6-name2semantic.tsv (`gsv_edu.gpt.dataset.read_name2semantic`) -> {name without extension: tokens}."""
+    return {Path(name).stem: codes for name, codes in read_name2semantic(prepared / SEMANTIC_FILE)}
 
 
 def references(voice: str) -> list[str]:
@@ -152,16 +146,17 @@ def evaluate(gpt: Path | None, prepared_all: Path, out_dir: Path, wav_dir: Path)
     def feats(y32k: np.ndarray) -> np.ndarray:
         return training_features(engine.encoder, np.asarray(y32k, np.float32))[0].T.numpy()  # [T, D]
 
-    def decode_tokens(tokens: list[int], text: str, ref_path) -> np.ndarray:
+    def decode_tokens(tokens: list[int], text: str, spec: torch.Tensor) -> np.ndarray:
         """SoVITS alone on given tokens (the ceiling): the piece's phones, the reference's voice, seed 0."""
         ids, _, _ = text_features(text, "en", "v2")
-        spec = reference_spectrogram(ref_path, config_of(engine.sovits))  # [1, 1025, T_r]
         torch.manual_seed(0)
         return engine.sovits.decode(torch.tensor(tokens).view(1, 1, -1), torch.tensor([ids]), spec,
                                     noise_scale=0.5)[0, 0].numpy()
 
     rows = {"train": [], "heldout": []}
     for voice in VOICES:
+        ref = book.utterance(f"{voice}_{REF_ID:03d}")
+        ref_spec = reference_spectrogram(ref.path, engine.config)  # [1, 1025, T_r]: the voice, once per voice
         real_feats = {}
         for split, ids in (("train", TRAIN_IDS), ("heldout", HELDOUT_IDS)):
             for i in ids:
@@ -170,10 +165,9 @@ def evaluate(gpt: Path | None, prepared_all: Path, out_dir: Path, wav_dir: Path)
             for i in ids:
                 name = f"{voice}_{i:03d}"
                 u = book.utterance(name)
-                ref = book.utterance(f"{voice}_{REF_ID:03d}")
                 result = engine.synthesize(ref.path, ref.text, "en", u.text, "en", seed=0)
                 tokens = torch.cat(result.tokens).tolist()
-                ceiling = decode_tokens(real_tokens[name], u.text, ref.path)
+                ceiling = decode_tokens(real_tokens[name], u.text, ref_spec)
                 row = {"name": name, "tokens": len(tokens), "real_tokens": len(real_tokens[name]),
                        "ter": token_error_rate(tokens, real_tokens[name])}
                 for key, wav in (("tts", result.wav[: 1280 * len(tokens)]), ("ceiling", ceiling)):

@@ -109,6 +109,14 @@ def mean_dict(ds):
     return {k: float(np.nanmean([d[k] for d in ds])) for k in keys}
 
 
+def scores(real, fake, pitch: bool = True) -> dict:
+    """One output against its real recording: log-mel L1, MCD, energy-envelope correlation (+ pYIN pitch)."""
+    row = {"mel_l1": mel_l1(real, fake), "mcd_db": mcd(real, fake), "energy_corr": energy_corr(real, fake)}
+    if pitch:
+        row.update(pitch_scores(real, fake))
+    return row
+
+
 def heldout_resynthesis(model) -> dict:
     """Mean scores of resynthesis (posterior -> dec) over the 18 held-out utterances: the voicing target's numbers."""
     rows = []
@@ -116,9 +124,7 @@ def heldout_resynthesis(model) -> dict:
         y = book.utterance(name).load()
         y = y[: len(y) // 640 * 640]
         fake = resynthesise(model, y)
-        row = {"mel_l1": mel_l1(y, fake), "mcd_db": mcd(y, fake), "energy_corr": energy_corr(y, fake)}
-        row.update(pitch_scores(y, fake))
-        rows.append(row)
+        rows.append(scores(y, fake))
     return mean_dict(rows)
 
 
@@ -220,16 +226,11 @@ def evaluate(model_path: Path, out_dir: Path, wav_dir: Path) -> None:
             y = y[: len(y) // 640 * 640]
             for key, model in (("resynth_trained", trained), ("resynth_untrained", untrained)):
                 fake = resynthesise(model, y)
-                row = {"mel_l1": mel_l1(y, fake), "mcd_db": mcd(y, fake), "energy_corr": energy_corr(y, fake)}
-                if key == "resynth_trained" or split == "heldout":
-                    row.update(pitch_scores(y, fake))
-                rows[key].append(row)
+                rows[key].append(scores(y, fake, pitch=key == "resynth_trained" or split == "heldout"))
             # synthesis from tokens: the source's own tokens and phones, reference = another recording of the speaker
             ref = book.utterance(f"{u.speaker}_{(2 if name.endswith('001') else 1):03d}").path
             fake = synthesize(infer_model, ref=ref, source=u.path, text=u.text, lang=u.language, encoder=encoder, seed=0)
-            row = {"mel_l1": mel_l1(y, fake), "mcd_db": mcd(y, fake), "energy_corr": energy_corr(y, fake)}
-            row.update(pitch_scores(y, fake))
-            rows["decode_same_speaker"].append(row)
+            rows["decode_same_speaker"].append(scores(y, fake))
         results[split] = {k: mean_dict(v) for k, v in rows.items() if v}
         print(split, json.dumps(results[split], indent=1), flush=True)
 

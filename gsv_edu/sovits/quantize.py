@@ -164,10 +164,12 @@ class EuclideanCodebook(nn.Module):
 
     # --- initialisation and dead codes -------------------------------------------------------
     @torch.no_grad()
-    def init_embed_(self, data: torch.Tensor) -> None:
+    def init_embed_(self, data: torch.Tensor, gather: bool = True) -> None:
         """k-means initialisation from data [N, D] (this rank's frames) if not done yet.
 
-        The frames of all ranks are gathered; rank 0 computes k-means and broadcasts it.
+        The frames of all ranks are gathered (official); rank 0 computes k-means and broadcasts it.
+        `gather=False`: `data` already holds every frame to fit, the same on every rank (the whole
+        corpus, `gsv_edu.train.codebook`), and rank 0 fits it alone, with nothing trimmed.
         Official quirk (from EnCodec's core_vq, kept for the numbers): `embed_avg` is set to the
         means while `cluster_size` gets the counts, although the EMA treats embed_avg as a *sum*
         (embed = embed_avg / count). The first EMA updates therefore shrink each codeword towards
@@ -177,7 +179,8 @@ class EuclideanCodebook(nn.Module):
         """
         if self.inited.item():
             return
-        data = _gather_frames(data)  # [R·n_min, D]
+        if gather:
+            data = _gather_frames(data)  # [R·n_min, D]
         if _rank() == 0:
             embed, cluster_size = kmeans(data, self.codebook_size, self.kmeans_iters)
             cluster_size = cluster_size.to(self.cluster_size.dtype)  # integer counts → float buffer

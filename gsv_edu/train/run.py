@@ -229,7 +229,7 @@ class TrainingRun:
             for line in t.load_pretrained(self.cfg.train.pretrained_s2G or None, self.cfg.train.pretrained_s2D or None):
                 log.info(line)
             if self.cfg.train.codebook_init == "corpus":
-                fit = fit_codebook_on_corpus(t.net_g, self.dataset, ctx)
+                fit = fit_codebook_on_corpus(t.net_g, self.dataset)
                 log.info("codebook: k-means of the whole corpus, " + (
                     f"{fit['frames']} frames, {fit['codes_used']} of {fit['codebook_size']} codes used"
                     if fit["fitted"] else fit["reason"]))
